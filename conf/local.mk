@@ -1,0 +1,2 @@
+# conf/ - example configuration, Postfix snippets and systemd units.
+EXTRA_DIST += conf/mailonce.conf conf/postfix-main.cf conf/mailonce-milter.service

@@ -1,0 +1,16 @@
+# lib/ - code shared by every program, built as a convenience library.
+noinst_LIBRARIES += lib/libmailonce.a
+
+lib_libmailonce_a_SOURCES = \
+	lib/alloc.c lib/alloc.h \
+	lib/log.c lib/log.h \
+	lib/conf.c lib/conf.h \
+	lib/token.c lib/token.h \
+	lib/keyfile.c \
+	lib/ledger.h lib/ledger_common.c lib/ledger_sqlite.c lib/schema_sql.h \
+	lib/handoff.c lib/handoff.h
+nodist_lib_libmailonce_a_SOURCES = lib/schema_sql.c
+lib_libmailonce_a_CPPFLAGS = $(AM_CPPFLAGS) $(SQLITE_CFLAGS) $(CRYPTO_CFLAGS)
+
+# Every program links these after the library.
+MAILONCE_LIBS = lib/libmailonce.a $(SQLITE_LIBS) $(CRYPTO_LIBS)

@@ -1,0 +1,2 @@
+# man/ - manual pages, each written with the program it documents.
+dist_man_MANS +=
