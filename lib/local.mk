@@ -8,7 +8,13 @@ lib_libmailonce_a_SOURCES = \
 	lib/token.c lib/token.h \
 	lib/keyfile.c \
 	lib/ledger.h lib/ledger_common.c lib/ledger_sqlite.c lib/schema_sql.h \
-	lib/handoff.c lib/handoff.h
+	lib/handoff.c lib/handoff.h \
+	lib/fields.c lib/fields.h \
+	lib/csv.c lib/csv.h \
+	lib/addr.c lib/addr.h \
+	lib/template.c lib/template.h \
+	lib/smtp.c lib/smtp.h \
+	lib/maillog.c lib/maillog.h
 nodist_lib_libmailonce_a_SOURCES = lib/schema_sql.c
 lib_libmailonce_a_CPPFLAGS = $(AM_CPPFLAGS) $(SQLITE_CFLAGS) $(CRYPTO_CFLAGS)
 

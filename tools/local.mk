@@ -4,5 +4,9 @@ sbin_PROGRAMS += tools/mailoncectl
 tools_mailoncectl_SOURCES = \
 	tools/mailoncectl.c tools/ctl.h \
 	tools/ctl_keys.c \
-	tools/ctl_db.c
+	tools/ctl_db.c \
+	tools/ctl_create.c \
+	tools/ctl_send.c \
+	tools/ctl_restart.c \
+	tools/ctl_status.c
 tools_mailoncectl_LDADD = $(MAILONCE_LIBS)

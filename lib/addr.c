@@ -1,0 +1,2 @@
+/* addr.c - not written yet. */
+typedef int mailonce_placeholder_addr;

@@ -1,0 +1,1 @@
+/* addr.h - not written yet. */

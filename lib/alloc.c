@@ -1,0 +1,2 @@
+/* alloc.c - not written yet. */
+typedef int mailonce_placeholder_alloc;

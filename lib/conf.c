@@ -1,0 +1,2 @@
+/* conf.c - not written yet. */
+typedef int mailonce_placeholder_conf;

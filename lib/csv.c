@@ -1,0 +1,2 @@
+/* csv.c - not written yet. */
+typedef int mailonce_placeholder_csv;

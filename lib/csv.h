@@ -1,0 +1,1 @@
+/* csv.h - not written yet. */

@@ -1,0 +1,2 @@
+/* fields.c - not written yet. */
+typedef int mailonce_placeholder_fields;

@@ -1,0 +1,1 @@
+/* fields.h - not written yet. */

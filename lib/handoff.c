@@ -1,0 +1,2 @@
+/* handoff.c - not written yet. */
+typedef int mailonce_placeholder_handoff;

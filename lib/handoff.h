@@ -1,0 +1,1 @@
+/* handoff.h - not written yet. */

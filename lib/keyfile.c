@@ -1,0 +1,2 @@
+/* keyfile.c - not written yet. */
+typedef int mailonce_placeholder_keyfile;

@@ -1,0 +1,2 @@
+/* log.c - not written yet. */
+typedef int mailonce_placeholder_log;

@@ -1,0 +1,2 @@
+/* maillog.c - not written yet. */
+typedef int mailonce_placeholder_maillog;

@@ -1,0 +1,1 @@
+/* maillog.h - not written yet. */

@@ -1,0 +1,2 @@
+/* smtp.c - not written yet. */
+typedef int mailonce_placeholder_smtp;

@@ -1,0 +1,2 @@
+/* template.c - not written yet. */
+typedef int mailonce_placeholder_template;

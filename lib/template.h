@@ -1,0 +1,1 @@
+/* template.h - not written yet. */

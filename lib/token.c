@@ -1,0 +1,2 @@
+/* token.c - not written yet. */
+typedef int mailonce_placeholder_token;

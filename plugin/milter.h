@@ -1,0 +1,1 @@
+/* milter.h - not written yet. */

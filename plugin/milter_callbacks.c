@@ -1,0 +1,2 @@
+/* not written yet */
+typedef int mailonce_placeholder;

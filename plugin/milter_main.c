@@ -1,0 +1,5 @@
+/* not written yet */
+int main(void)
+{
+	return 69;
+}

@@ -1,0 +1,2 @@
+/* ctl_create.c - not written yet. */
+typedef int mailonce_placeholder;

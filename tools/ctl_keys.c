@@ -1,0 +1,2 @@
+/* ctl_keys.c - not written yet. */
+typedef int mailonce_placeholder;

@@ -1,0 +1,2 @@
+/* ctl_restart.c - not written yet. */
+typedef int mailonce_placeholder;

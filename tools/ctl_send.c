@@ -1,0 +1,2 @@
+/* ctl_send.c - not written yet. */
+typedef int mailonce_placeholder;
