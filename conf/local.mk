@@ -1,2 +1,3 @@
 # conf/ - example configuration, Postfix snippets and systemd units.
 EXTRA_DIST += conf/mailonce.conf conf/postfix-main.cf conf/mailonce-milter.service
+EXTRA_DIST += conf/mailonce-restart.service

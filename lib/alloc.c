@@ -8,8 +8,8 @@
  * request for zero bytes returns a valid, unique pointer.
  *
  * struct buf is a growing byte string. Its data is NUL-terminated after
- * every append, so text in it can be read as a C string; binary data may
- * hold NUL bytes of its own, and len is then the length to trust.
+ * every append, so text in it can be read as a C string. Binary data may
+ * contain NUL bytes of its own, and then only len gives the length.
  *
  *	buf_append	appends len bytes.
  *	buf_puts	appends a C string.

@@ -183,7 +183,6 @@ static const char *json_parse_string(const char *p, struct buf *out)
 	if (*p++ != '"')
 		return NULL;
 	buf_reset(out);
-	buf_puts(out, "");
 	for (;;) {
 		unsigned char c = *p;
 
@@ -234,7 +233,7 @@ int fields_from_json(const char *json, struct fields *f)
 		p = json_parse_string(json_skip_space(p), &value);
 		if (p == NULL)
 			goto out;
-		fields_add(f, name.data, value.data);
+		fields_add(f, name.data ? name.data : "", value.data ? value.data : "");
 		p = json_skip_space(p);
 		if (*p == '}') {
 			p++;

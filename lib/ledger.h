@@ -26,7 +26,8 @@
  * - A refused transition returns LEDGER_REFUSED and changes nothing.
  *
  * Errors: functions return enum ledger_rc; ledger_errmsg() has the text of
- * the last LEDGER_BUSY or LEDGER_FAILED. Nothing here logs or exits.
+ * the last LEDGER_BUSY or LEDGER_FAILED (the operation and SQLite's
+ * message), and of most refusals. Nothing here logs or exits.
  * A struct ledger is used by one thread at a time; open one per thread.
  */
 #ifndef MAILONCE_LEDGER_H
@@ -156,7 +157,8 @@ typedef int (*ledger_mailing_fn)(const struct ledger_mailing *m, void *ctx);
 /*
  * ledger_mailings_list - every mailing, or those owned by one of
  * server_ids (NULL-terminated) and in a state other than complete or
- * cancelled when unfinished_only is set.
+ * cancelled when unfinished_only is set, oldest first. fn may call the
+ * ledger, for example to migrate the mailing it is given.
  */
 enum ledger_rc ledger_mailings_list(struct ledger *ledger, const char *const *server_ids,
 				    int unfinished_only, ledger_mailing_fn fn, void *ctx);
@@ -190,7 +192,10 @@ enum ledger_rc ledger_recipient_get(struct ledger *ledger, const char *mailing_i
 
 typedef int (*ledger_recipient_fn)(const struct ledger_recipient *r, void *ctx);
 
-/* ledger_recipients_list - every recipient of a mailing in seq order. */
+/*
+ * ledger_recipients_list - every recipient of a mailing in seq order. fn
+ * runs while the query is open, so it must not call this ledger handle.
+ */
 enum ledger_rc ledger_recipients_list(struct ledger *ledger, const char *mailing_id,
 				      ledger_recipient_fn fn, void *ctx);
 
@@ -244,6 +249,7 @@ enum handoff_decision {
 };
 
 const char *handoff_decision_name(enum handoff_decision d);
+int handoff_decision_parse(const char *name, enum handoff_decision *d);
 
 struct ledger_handoff {
 	const char *mailing_id;
@@ -301,7 +307,10 @@ enum ledger_rc ledger_apply_queue_event(struct ledger *ledger, const char *queue
 					const char *log_name, uint64_t log_inode,
 					uint64_t log_offset, int *matched);
 
-/* ledger_log_position - the saved position of the follower of log_name. */
+/*
+ * ledger_log_position - the saved position of the follower of log_name;
+ * LEDGER_NOTFOUND with zeros when none was saved.
+ */
 enum ledger_rc ledger_log_position(struct ledger *ledger, const char *log_name,
 				   uint64_t *inode, uint64_t *offset, int64_t *line_time);
 
@@ -336,6 +345,25 @@ enum ledger_rc ledger_lease_renew(struct ledger *ledger, const char *mailing_id,
 enum ledger_rc ledger_lease_release(struct ledger *ledger, const char *mailing_id,
 				    int64_t batch_no, const char *holder, int done);
 
+/* One batch and its lease, as ledger_batches_list reports it. */
+struct ledger_batch {
+	int64_t batch_no;
+	uint64_t first_seq, last_seq;
+	const char *state;  /* "free", "leased" or "done" */
+	const char *holder; /* NULL unless leased */
+	int64_t lease_until; /* seconds since the epoch; 0 unless leased */
+};
+
+typedef int (*ledger_batch_fn)(const struct ledger_batch *b, void *ctx);
+
+/*
+ * ledger_batches_list - every batch of a mailing in batch_no order, so a
+ * sender that found no free batch can say who holds which one until
+ * when. The strings are valid during the call only.
+ */
+enum ledger_rc ledger_batches_list(struct ledger *ledger, const char *mailing_id,
+				   ledger_batch_fn fn, void *ctx);
+
 /* Suppression list. */
 enum ledger_rc ledger_suppression_add(struct ledger *ledger, const char *address,
 				      const char *reason);
@@ -351,8 +379,9 @@ typedef void (*ledger_mismatch_fn)(const char *mailing_id, const char *counter,
 
 /*
  * ledger_check_counters - compare every stored counter of the mailing (all
- * mailings when mailing_id is NULL) with the row counts; calls fn for each
- * difference and sets *mismatches to their number.
+ * mailings when mailing_id is NULL) with the row counts; calls fn (which
+ * may be NULL and must not call this ledger handle) for each difference
+ * and sets *mismatches to their number.
  */
 enum ledger_rc ledger_check_counters(struct ledger *ledger, const char *mailing_id,
 				     ledger_mismatch_fn fn, void *ctx, int *mismatches);

@@ -37,8 +37,8 @@
 #define LOG_NAME_MAX 64
 
 /*
- * Written by log_init, which runs once while the program is still single
- * threaded; only the verbose flag changes later, and a stale read of it
+ * Set by log_init, which runs once while the program is still single
+ * threaded. Only the verbose flag changes later, and a stale read of it
  * costs at most one debug line.
  */
 static char log_progname[LOG_NAME_MAX] = "mailonce";
@@ -86,7 +86,7 @@ static void log_vwrite(int priority, const char *prefix, const char *fmt, va_lis
 	/* The stderr form carries the name and pid that syslog adds itself. */
 	if (log_dest == LOG_DEST_STDERR)
 		n = snprintf(line, sizeof(line), "%s[%ld]: %s", log_progname, (long)getpid(),
-			     prefix);
+		             prefix);
 	else
 		n = snprintf(line, sizeof(line), "%s", prefix);
 	len = n < 0 ? 0 : (size_t)n;

@@ -1,5 +1,194 @@
-/* not written yet */
-int main(void)
+/*
+ * mailonce-milter - the libmilter daemon that Postfix calls at end of message.
+ *
+ * Usage: mailonce-milter [-c FILE] [-f] [-n] [-V] [-v]
+ *
+ *	-c FILE	configuration file (default CONF_DEFAULT_PATH)
+ *	-f	stay in the foreground and log to stderr
+ *	-n	check the configuration and the key file, then exit
+ *	-V	print the version and exit
+ *	-v	verbose logging
+ *
+ * Start-up, in this order: load the configuration and the key file; set
+ * the umask and open the Socket (as root when UserID is set); switch to
+ * UserID; create or upgrade the ledger and register this server in it;
+ * fork into the background unless -f; write the PidFile. Any failure ends
+ * the program with a sysexits.h code: EX_CONFIG (78) for a configuration
+ * or key file problem, reported as "FILE:LINE: message".
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <libmilter/mfapi.h>
+
+#include "log.h"
+#include "milter.h"
+
+struct milter_options {
+	const char *conf_path;
+	int foreground;
+	int check_only;
+	int verbose;
+};
+
+static void usage(void)
 {
-	return 69;
+	fprintf(stderr,
+	        "usage: %s [-c FILE] [-f] [-n] [-V] [-v]\n"
+	        "  -c FILE  configuration file (default %s)\n"
+	        "  -f       stay in the foreground and log to stderr\n"
+	        "  -n       check the configuration and the key file, then exit\n"
+	        "  -V       print the version and exit\n"
+	        "  -v       verbose logging\n",
+	        MILTER_NAME, CONF_DEFAULT_PATH);
+	exit(EX_USAGE);
+}
+
+/* options_parse - read the command line into opts */
+static void options_parse(int argc, char **argv, struct milter_options *opts)
+{
+	int c;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->conf_path = CONF_DEFAULT_PATH;
+	while ((c = getopt(argc, argv, "c:fnVv")) != -1) {
+		switch (c) {
+		case 'c':
+			opts->conf_path = optarg;
+			break;
+		case 'f':
+			opts->foreground = 1;
+			break;
+		case 'n':
+			opts->check_only = 1;
+			break;
+		case 'V':
+			printf("%s %s\n", MILTER_NAME, PACKAGE_VERSION);
+			exit(EX_OK);
+		case 'v':
+			opts->verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+}
+
+/* config_load - the configuration and key file, or exit EX_CONFIG */
+static struct keyring *config_load(const struct milter_options *opts, struct conf *conf)
+{
+	struct keyring *keys;
+	char err[512];
+
+	conf_init(conf);
+	if (conf_load(conf, opts->conf_path, err, sizeof(err)) != 0)
+		msg_fatal(EX_CONFIG, "%s", err);
+	if (conf->socket == NULL || conf->socket[0] == '\0')
+		msg_fatal(EX_CONFIG, "%s: missing required key Socket", opts->conf_path);
+	keys = keyring_load(conf->key_file, err, sizeof(err));
+	if (keys == NULL)
+		msg_fatal(EX_CONFIG, "%s", err);
+	return keys;
+}
+
+/* ledger_setup - create or upgrade the ledger and register this server */
+static void ledger_setup(const struct conf *conf)
+{
+	struct ledger_options lopts = {0};
+	struct ledger *ledger;
+	char host[256];
+	char err[512];
+	enum ledger_rc rc;
+
+	lopts.busy_timeout = conf->busy_timeout;
+	lopts.create = 1;
+	ledger = ledger_open(conf->database, &lopts, err, sizeof(err));
+	if (ledger == NULL)
+		msg_fatal(EX_UNAVAILABLE, "%s", err);
+
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "unknown");
+	host[sizeof(host) - 1] = '\0';
+	rc = ledger_server_register(ledger, conf->server_id, host);
+	if (rc != LEDGER_OK)
+		msg_fatal(EX_UNAVAILABLE, "cannot register server %s in the ledger %s: %s: %s",
+		          conf->server_id, conf->database, ledger_rc_name(rc),
+		          ledger_errmsg(ledger));
+
+	/* SQLite handles must not cross a fork; the pool opens its own. */
+	ledger_close(ledger);
+}
+
+/* socket_open - register the callbacks and listen on Socket */
+static void socket_open(const struct conf *conf, const struct keyring *keys)
+{
+	if (milter_callbacks_register(keys, conf->server_id) != 0)
+		msg_fatal(EX_SOFTWARE, "smfi_register failed");
+	milter_socket_prepare(conf->socket, conf->umask);
+	if (smfi_setconn(conf->socket) != MI_SUCCESS)
+		msg_fatal(EX_CONFIG, "invalid Socket %s: use unix:/PATH or inet:PORT@HOST",
+		          conf->socket);
+	if (smfi_opensocket(0) != MI_SUCCESS)
+		msg_fatal(EX_UNAVAILABLE,
+		          "cannot listen on Socket %s; check that the directory "
+		          "exists and the address is free",
+		          conf->socket);
+}
+
+int main(int argc, char **argv)
+{
+	struct milter_options opts;
+	struct milter_rules rules;
+	struct keyring *keys;
+	struct conf conf;
+	int ready_fd = -1;
+	int rc;
+
+	options_parse(argc, argv, &opts);
+	log_init(MILTER_NAME, LOG_DEST_STDERR, opts.verbose);
+	keys = config_load(&opts, &conf);
+	if (opts.check_only) {
+		printf("%s: configuration OK\n", opts.conf_path);
+		keyring_free(keys);
+		conf_free(&conf);
+		return EX_OK;
+	}
+	if (opts.verbose)
+		milter_rules_force_verbose();
+	milter_rules_from_conf(&rules, &conf);
+	milter_rules_set(&rules);
+
+	socket_open(&conf, keys);
+	if (conf.user_id != NULL && conf.user_id[0] != '\0')
+		milter_drop_privileges(conf.user_id, conf.socket);
+	ledger_setup(&conf);
+	milter_pool_init(conf.database, conf.busy_timeout);
+
+	/* Start-up problems so far reached the terminal; from here on, syslog. */
+	if (!opts.foreground) {
+		milter_daemonize(&ready_fd);
+		log_init(MILTER_NAME, LOG_DEST_SYSLOG, log_verbose());
+	}
+	if (conf.pid_file != NULL && conf.pid_file[0] != '\0')
+		milter_pidfile_write(conf.pid_file);
+	msg_info("starting: socket=%s ledger=%s server_id=%s", conf.socket, conf.database,
+	         conf.server_id);
+	milter_daemon_ready(ready_fd);
+
+	rc = milter_run(opts.conf_path, &conf);
+
+	milter_pool_close();
+	if (conf.pid_file != NULL && conf.pid_file[0] != '\0')
+		milter_pidfile_remove(conf.pid_file);
+	keyring_free(keys);
+	msg_info("stopped");
+	conf_free(&conf);
+	return rc;
 }

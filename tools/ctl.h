@@ -44,5 +44,6 @@ int ctl_cmd_create(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_send(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_restart(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_status(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_follow(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -8,5 +8,7 @@ tools_mailoncectl_SOURCES = \
 	tools/ctl_create.c \
 	tools/ctl_send.c \
 	tools/ctl_restart.c \
-	tools/ctl_status.c
+	tools/ctl_status.c \
+	tools/sender.c tools/sender.h tools/sender_worker.c \
+	tools/ctl_follow.c
 tools_mailoncectl_LDADD = $(MAILONCE_LIBS)

@@ -33,6 +33,7 @@ static const struct ctl_command ctl_commands[] = {
 	{"send", ctl_cmd_send, "send the pending messages of a mailing"},
 	{"restart", ctl_cmd_restart, "resume the incomplete mailings of this server"},
 	{"status", ctl_cmd_status, "show the counters of mailings and recipients"},
+	{"follow", ctl_cmd_follow, "apply the Postfix log to the ledger (--once: to its end)"},
 };
 
 static void ctl_print_usage(FILE *fp)
@@ -153,7 +154,12 @@ int main(int argc, char **argv)
 			continue;
 		argc -= optind;
 		argv += optind;
-		optind = 1; /* restart getopt for the command's options */
+		/*
+		 * 0, not 1: glibc then also resets the "+" mode (stop at the
+		 * first argument) of the options above, so each command's own
+		 * option string decides whether options may follow arguments.
+		 */
+		optind = 0;
 		rc = ctl_commands[i].run(&ctl, argc, argv);
 		ctl_release(&ctl);
 		return rc;
