@@ -3,8 +3,9 @@
  * (SQLite backend).
  *
  * A read-only query for reports: a sender that finds no free batch uses
- * it to say which process holds which batch until when. It runs rarely,
- * so its statement is prepared on each call instead of being cached.
+ * it to report which process has leased which batch, and until when. It
+ * runs rarely, so its statement is prepared on each call instead of
+ * being cached.
  */
 #include "config.h"
 
@@ -14,11 +15,11 @@
 #include "ledger_sqlite.h"
 
 enum ledger_rc ledger_batches_list(struct ledger *l, const char *mailing_id, ledger_batch_fn fn,
-				   void *ctx)
+                                   void *ctx)
 {
 	static const char sql[] = "SELECT batch_no, first_seq, last_seq, state, holder,"
-				  " coalesce(lease_until, 0) FROM batch WHERE mailing_id = ?1"
-				  " ORDER BY batch_no";
+	                          " coalesce(lease_until, 0) FROM batch WHERE mailing_id = ?1"
+	                          " ORDER BY batch_no";
 	struct ledger_batch b;
 	sqlite3_stmt *st;
 	enum ledger_rc rc = LEDGER_OK;

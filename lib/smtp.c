@@ -3,7 +3,7 @@
  *
  * smtp_send() sends one message to one recipient. On the first call, and
  * after any failure that closed the connection, it connects to the
- * configured target with a timeout, reads the greeting and says EHLO
+ * configured target with a timeout, reads the greeting and sends EHLO
  * (HELO when the server rejects EHLO with 5xx), noting PIPELINING,
  * 8BITMIME and SIZE. Each message after the first on a connection starts
  * with RSET, so a half-finished earlier transaction cannot leak into it.
@@ -51,7 +51,7 @@
 
 #define SMTP_EXT_PIPELINING 0x1
 #define SMTP_EXT_8BITMIME   0x2
-#define SMTP_EXT_SIZE	    0x4
+#define SMTP_EXT_SIZE       0x4
 
 struct smtp_client {
 	char *target;
@@ -60,11 +60,11 @@ struct smtp_client {
 	int command_timeout;
 	int data_timeout;
 
-	int fd;          /* -1 when not connected */
-	int extensions;  /* SMTP_EXT_* of the current connection */
+	int fd;              /* -1 when not connected */
+	int extensions;      /* SMTP_EXT_* of the current connection */
 	uint64_t size_limit; /* SIZE argument, 0 when none */
-	int used;        /* a transaction ran on this connection: RSET first */
-	struct buf in;   /* bytes read and not yet parsed */
+	int used;            /* a transaction ran on this connection: RSET first */
+	struct buf in;       /* bytes read and not yet parsed */
 	size_t in_pos;
 };
 
@@ -136,7 +136,7 @@ size_t smtp_enhanced_parse(const char *text, int class_digit, char *out, size_t 
 
 /* smtp_reply_line - add one "DDD-text" line to reply; -1 when malformed. */
 static int smtp_reply_line(const char *line, size_t len, int first, struct smtp_reply *reply,
-			   int *last)
+                           int *last)
 {
 	char text[SMTP_REPLY_TEXT_MAX];
 	char enhanced[SMTP_ENHANCED_MAX + 1];
@@ -207,7 +207,7 @@ int smtp_queued_as(const char *text, char *out, size_t outlen)
 
 	/* Postfix queue ids, short (hex) and long, are letters and digits. */
 	for (n = 0; (p[n] >= '0' && p[n] <= '9') || (p[n] >= 'A' && p[n] <= 'Z') ||
-		    (p[n] >= 'a' && p[n] <= 'z');
+	            (p[n] >= 'a' && p[n] <= 'z');
 	     n++)
 		;
 	if (n == 0 || n >= outlen)
@@ -222,7 +222,7 @@ char *smtp_reply_format(const struct smtp_reply *reply, char *out, size_t outlen
 	char *p;
 
 	snprintf(out, outlen, "%d%s%s %s", reply->code, reply->enhanced[0] ? " " : "",
-		 reply->enhanced, reply->text);
+	         reply->enhanced, reply->text);
 	for (p = out; *p; p++)
 		if (*p == '\n')
 			*p = ' ';
@@ -310,11 +310,11 @@ static int smtp_wait(int fd, short events, int64_t deadline)
 }
 
 /* smtp_fail - fill res with a failure and return its status. */
-static enum smtp_status smtp_fail(struct smtp_result *res, enum smtp_status status,
-				  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static enum smtp_status smtp_fail(struct smtp_result *res, enum smtp_status status, const char *fmt,
+                                  ...) __attribute__((format(printf, 3, 4)));
 
-static enum smtp_status smtp_fail(struct smtp_result *res, enum smtp_status status,
-				  const char *fmt, ...)
+static enum smtp_status smtp_fail(struct smtp_result *res, enum smtp_status status, const char *fmt,
+                                  ...)
 {
 	va_list ap;
 
@@ -353,7 +353,7 @@ struct smtp_client *smtp_client_new(const struct smtp_options *opts)
 
 /* smtp_connect_fd - a non-blocking connect to addr, waiting until deadline. */
 static int smtp_connect_fd(int family, const struct sockaddr *addr, socklen_t addrlen,
-			   int64_t deadline, char *err, size_t errlen)
+                           int64_t deadline, char *err, size_t errlen)
 {
 	int fd, soerr = 0;
 	socklen_t soerrlen = sizeof(soerr);
@@ -392,7 +392,7 @@ static int smtp_connect_unix(const char *path, int64_t deadline, char *err, size
 	}
 	strcpy(sun.sun_path, path);
 	return smtp_connect_fd(AF_UNIX, (struct sockaddr *)&sun, sizeof(sun), deadline, err,
-			       errlen);
+	                       errlen);
 }
 
 /* smtp_connect_inet - connect to "HOST:PORT" ("[v6addr]:PORT" too). */
@@ -425,14 +425,14 @@ static int smtp_connect_inet(const char *spec, int64_t deadline, char *err, size
 	}
 	for (ai = list; ai != NULL && fd < 0; ai = ai->ai_next)
 		fd = smtp_connect_fd(ai->ai_family, ai->ai_addr, ai->ai_addrlen, deadline, err,
-				     errlen);
+		                     errlen);
 	freeaddrinfo(list);
 	return fd;
 }
 
 /* smtp_write_all - write len bytes before deadline; 0, or -1 with errno. */
 static int smtp_write_all(struct smtp_client *client, const char *data, size_t len,
-			  int64_t deadline)
+                          int64_t deadline)
 {
 	ssize_t n;
 
@@ -456,7 +456,7 @@ static int smtp_write_all(struct smtp_client *client, const char *data, size_t l
  * 0, or -1 with err set; on -1 the connection is no longer usable.
  */
 static int smtp_read_reply(struct smtp_client *client, int timeout, struct smtp_reply *reply,
-			   char *err, size_t errlen)
+                           char *err, size_t errlen)
 {
 	int64_t deadline = smtp_now_ms() + (int64_t)timeout * 1000;
 	char chunk[4096];
@@ -469,7 +469,7 @@ static int smtp_read_reply(struct smtp_client *client, int timeout, struct smtp_
 			rc = 0;
 		else
 			rc = smtp_reply_parse(client->in.data + client->in_pos,
-					      client->in.len - client->in_pos, reply, &consumed);
+			                      client->in.len - client->in_pos, reply, &consumed);
 		if (rc > 0) {
 			client->in_pos += consumed;
 			return 0;
@@ -482,7 +482,7 @@ static int smtp_read_reply(struct smtp_client *client, int timeout, struct smtp_
 		/* Drop what was parsed before reading on. */
 		if (client->in_pos > 0) {
 			memmove(client->in.data, client->in.data + client->in_pos,
-				client->in.len - client->in_pos);
+			        client->in.len - client->in_pos);
 			client->in.len -= client->in_pos;
 			client->in_pos = 0;
 		}
@@ -500,8 +500,7 @@ static int smtp_read_reply(struct smtp_client *client, int timeout, struct smtp_
 			return -1;
 		}
 		if (smtp_wait(client->fd, POLLIN, deadline) < 0) {
-			snprintf(err, errlen, "timed out after %d s waiting for a reply",
-				 timeout);
+			snprintf(err, errlen, "timed out after %d s waiting for a reply", timeout);
 			return -1;
 		}
 	}
@@ -509,7 +508,7 @@ static int smtp_read_reply(struct smtp_client *client, int timeout, struct smtp_
 
 /* smtp_command - send one command line and read its reply; 0 or -1. */
 static int smtp_command(struct smtp_client *client, const char *line, struct smtp_reply *reply,
-			char *err, size_t errlen)
+                        char *err, size_t errlen)
 {
 	int64_t deadline = smtp_now_ms() + (int64_t)client->command_timeout * 1000;
 
@@ -533,7 +532,7 @@ static void smtp_learn_extensions(struct smtp_client *client, const char *text)
 		else if (strncasecmp(line, "8BITMIME", 8) == 0 && (line[8] == '\n' || !line[8]))
 			client->extensions |= SMTP_EXT_8BITMIME;
 		else if (strncasecmp(line, "SIZE", 4) == 0 &&
-			 (line[4] == ' ' || line[4] == '\n' || !line[4])) {
+		         (line[4] == ' ' || line[4] == '\n' || !line[4])) {
 			client->extensions |= SMTP_EXT_SIZE;
 			client->size_limit = strtoull(line + 4, NULL, 10);
 		}
@@ -541,7 +540,7 @@ static void smtp_learn_extensions(struct smtp_client *client, const char *text)
 	}
 }
 
-/* smtp_open - connect, read the greeting and say EHLO or HELO. */
+/* smtp_open - connect, read the greeting and send EHLO or HELO. */
 static enum smtp_status smtp_open(struct smtp_client *client, struct smtp_result *res)
 {
 	int64_t deadline = smtp_now_ms() + (int64_t)client->connect_timeout * 1000;
@@ -556,7 +555,7 @@ static enum smtp_status smtp_open(struct smtp_client *client, struct smtp_result
 		return smtp_fail(res, SMTP_TEMPFAIL, "unsupported SMTP target %s", client->target);
 	if (client->fd < 0)
 		return smtp_fail(res, SMTP_TEMPFAIL, "connect to %s failed: %s", client->target,
-				 err);
+		                 err);
 
 	if (smtp_read_reply(client, client->connect_timeout, reply, err, sizeof(err)) < 0)
 		goto lost;
@@ -586,7 +585,7 @@ refused:
 	/* Whatever the code, the session is unusable: the message can wait. */
 	smtp_disconnect(client);
 	return smtp_fail(res, SMTP_TEMPFAIL, "%s refused the session: %s", client->target,
-			 smtp_reply_format(reply, line, sizeof(line)));
+	                 smtp_reply_format(reply, line, sizeof(line)));
 }
 
 void smtp_client_free(struct smtp_client *client)
@@ -597,7 +596,7 @@ void smtp_client_free(struct smtp_client *client)
 	if (client == NULL)
 		return;
 	if (client->fd >= 0) {
-		/* Best effort: the server's answer changes nothing. */
+		/* Best effort: the server's reply changes nothing. */
 		client->command_timeout = 5;
 		(void)smtp_command(client, "QUIT\r\n", &reply, err, sizeof(err));
 		smtp_disconnect(client);
@@ -610,7 +609,7 @@ void smtp_client_free(struct smtp_client *client)
 
 /* smtp_reply_fail - the result a failed reply stands for; 421 also closes. */
 static enum smtp_status smtp_reply_fail(struct smtp_client *client, struct smtp_result *res,
-					const struct smtp_reply *reply, const char *command)
+                                        const struct smtp_reply *reply, const char *command)
 {
 	char text[SMTP_REPLY_TEXT_MAX + 32];
 	enum smtp_status status;
@@ -619,7 +618,8 @@ static enum smtp_status smtp_reply_fail(struct smtp_client *client, struct smtp_
 	if (reply->code == 421 || reply->code < 400)
 		smtp_disconnect(client);
 	status = reply->code >= 500 ? SMTP_PERMFAIL : SMTP_TEMPFAIL;
-	return smtp_fail(res, status, "%s: %s", command, smtp_reply_format(reply, text, sizeof(text)));
+	return smtp_fail(res, status, "%s: %s", command,
+	                 smtp_reply_format(reply, text, sizeof(text)));
 }
 
 /* The commands of one transaction before the message content. */
@@ -631,7 +631,7 @@ struct smtp_step {
 
 /* smtp_steps_build - the command lines of the envelope; returns their count. */
 static int smtp_steps_build(struct smtp_client *client, const char *from, const char *rcpt,
-			    size_t len, int eightbit, struct smtp_step *steps)
+                            size_t len, int eightbit, struct smtp_step *steps)
 {
 	char size_arg[40] = "";
 	int n = 0;
@@ -643,11 +643,10 @@ static int smtp_steps_build(struct smtp_client *client, const char *from, const 
 	}
 	if (client->extensions & SMTP_EXT_SIZE)
 		snprintf(size_arg, sizeof(size_arg), " SIZE=%zu", len);
-	steps[n].line = xasprintf("MAIL FROM:<%s>%s%s\r\n", from,
-				  eightbit && (client->extensions & SMTP_EXT_8BITMIME) ?
-					  " BODY=8BITMIME" :
-					  "",
-				  size_arg);
+	steps[n].line = xasprintf(
+	        "MAIL FROM:<%s>%s%s\r\n", from,
+	        eightbit && (client->extensions & SMTP_EXT_8BITMIME) ? " BODY=8BITMIME" : "",
+	        size_arg);
 	steps[n].name = "MAIL FROM";
 	steps[n++].expect = 250;
 	steps[n].line = xasprintf("RCPT TO:<%s>\r\n", rcpt);
@@ -670,7 +669,7 @@ static int smtp_step_ok(const struct smtp_step *step, const struct smtp_reply *r
  * SMTP_SENT means the server waits for the content.
  */
 static enum smtp_status smtp_envelope(struct smtp_client *client, struct smtp_step *steps, int n,
-				      struct smtp_result *res)
+                                      struct smtp_result *res)
 {
 	int64_t deadline = smtp_now_ms() + (int64_t)client->command_timeout * 1000;
 	struct smtp_reply reply;
@@ -697,7 +696,7 @@ static enum smtp_status smtp_envelope(struct smtp_client *client, struct smtp_st
 			rc = smtp_command(client, steps[i].line, &reply, err, sizeof(err));
 		else
 			rc = smtp_read_reply(client, client->command_timeout, &reply, err,
-					     sizeof(err));
+			                     sizeof(err));
 		if (rc < 0)
 			goto lost;
 		if (reply.code == 421 || (reply.code < 400 && !smtp_step_ok(&steps[i], &reply)))
@@ -731,7 +730,7 @@ lost:
 
 /* smtp_content - send the message and read the reply to the final ".". */
 static enum smtp_status smtp_content(struct smtp_client *client, const char *msg, size_t len,
-				     struct smtp_result *res)
+                                     struct smtp_result *res)
 {
 	int64_t deadline = smtp_now_ms() + (int64_t)client->data_timeout * 1000;
 	struct smtp_reply reply;
@@ -744,16 +743,17 @@ static enum smtp_status smtp_content(struct smtp_client *client, const char *msg
 	buf_free(&data);
 	if (rc < 0) {
 		smtp_disconnect(client);
-		return smtp_fail(res, SMTP_TEMPFAIL, "%s: write failed while sending the message: %s",
-				 client->target, strerror(errno));
+		return smtp_fail(res, SMTP_TEMPFAIL,
+		                 "%s: write failed while sending the message: %s", client->target,
+		                 strerror(errno));
 	}
 	res->data_sent = 1;
 
 	if (smtp_read_reply(client, client->data_timeout, &reply, err, sizeof(err)) < 0) {
 		smtp_disconnect(client);
 		return smtp_fail(res, SMTP_TEMPFAIL,
-				 "%s: %s after the final \".\" (the server may have the message)",
-				 client->target, err);
+		                 "%s: %s after the final \".\" (the server may have the message)",
+		                 client->target, err);
 	}
 	if (reply.code < 200 || reply.code >= 300)
 		return smtp_reply_fail(client, res, &reply, "end of data");
@@ -772,7 +772,7 @@ static int smtp_address_ok(const char *addr)
 }
 
 enum smtp_status smtp_send(struct smtp_client *client, const char *from, const char *rcpt,
-			   const char *msg, size_t len, struct smtp_result *res)
+                           const char *msg, size_t len, struct smtp_result *res)
 {
 	struct smtp_step steps[4];
 	enum smtp_status status;
@@ -789,8 +789,8 @@ enum smtp_status smtp_send(struct smtp_client *client, const char *from, const c
 	}
 	if (client->size_limit > 0 && len > client->size_limit)
 		return smtp_fail(res, SMTP_PERMFAIL,
-				 "message of %zu bytes exceeds the server's SIZE limit of %llu",
-				 len, (unsigned long long)client->size_limit);
+		                 "message of %zu bytes exceeds the server's SIZE limit of %llu",
+		                 len, (unsigned long long)client->size_limit);
 
 	n = smtp_steps_build(client, from, rcpt, len, smtp_has_8bit(msg, len), steps);
 	status = smtp_envelope(client, steps, n, res);

@@ -15,16 +15,16 @@
 
 #include "alloc.h"
 
-#define SMTP_ENHANCED_MAX   15   /* "5.999.999" fits with room to spare */
-#define SMTP_REPLY_TEXT_MAX 1024 /* longer reply text is cut */
-#define SMTP_REPLY_MAX	    65536 /* a longer reply is malformed */
+#define SMTP_ENHANCED_MAX   15    /* "5.999.999" fits with room to spare */
+#define SMTP_REPLY_TEXT_MAX 1024  /* longer reply text is cut */
+#define SMTP_REPLY_MAX      65536 /* a longer reply is malformed */
 #define SMTP_QUEUE_ID_MAX   32
 
 /* One server reply, possibly of several lines. */
 struct smtp_reply {
-	int code;                            /* 200..599 */
+	int code;                             /* 200..599 */
 	char enhanced[SMTP_ENHANCED_MAX + 1]; /* "2.0.0", or "" when absent */
-	char text[SMTP_REPLY_TEXT_MAX];      /* lines joined by "\n", codes removed */
+	char text[SMTP_REPLY_TEXT_MAX];       /* lines joined by "\n", codes removed */
 };
 
 /*
@@ -48,10 +48,10 @@ int smtp_queued_as(const char *text, char *out, size_t outlen);
 char *smtp_reply_format(const struct smtp_reply *reply, char *out, size_t outlen);
 
 /*
- * smtp_data_encode - append msg to out as the content of a DATA command:
- * line ends made CRLF (a bare CR or LF becomes CRLF), a line starting
- * with "." gets a second one, a last line without an end gets CRLF, and
- * the closing ".\r\n" is added.
+ * smtp_data_encode - append msg to out as the content of a DATA command.
+ * Every line end becomes CRLF, a bare CR or LF included. A line that
+ * starts with "." gets a second one. A last line without an end gets
+ * CRLF, and the closing ".\r\n" follows.
  */
 void smtp_data_encode(struct buf *out, const char *msg, size_t len);
 
@@ -84,10 +84,10 @@ enum smtp_status {
 
 struct smtp_result {
 	enum smtp_status status;
-	struct smtp_reply reply; /* the deciding reply; code 0 for a local failure */
-	char error[256];         /* the failure as one line, "" after SMTP_SENT */
+	struct smtp_reply reply;              /* the deciding reply; code 0 for a local failure */
+	char error[256];                      /* the failure as one line, "" after SMTP_SENT */
 	char queue_id[SMTP_QUEUE_ID_MAX + 1]; /* from "queued as", may be "" */
-	int data_sent;           /* the final "." went out: the MTA may have the message */
+	int data_sent; /* the final "." went out: the MTA may have the message */
 };
 
 struct smtp_client;
@@ -95,7 +95,7 @@ struct smtp_client;
 /* smtp_client_new - a client that connects on first use; options are copied. */
 struct smtp_client *smtp_client_new(const struct smtp_options *opts);
 
-/* smtp_client_free - say QUIT when connected, close and free. */
+/* smtp_client_free - send QUIT when connected, close and free. */
 void smtp_client_free(struct smtp_client *client);
 
 /*
@@ -104,6 +104,6 @@ void smtp_client_free(struct smtp_client *client);
  * status.
  */
 enum smtp_status smtp_send(struct smtp_client *client, const char *from, const char *rcpt,
-			   const char *msg, size_t len, struct smtp_result *res);
+                           const char *msg, size_t len, struct smtp_result *res);
 
 #endif

@@ -288,18 +288,21 @@ static void eom_record(struct milter_conn *conn, const struct milter_rules *rule
 	free(rcpt);
 }
 
-/* eom_decide - check the token and the envelope, then ask the ledger */
+/*
+ * eom_decide - check the token and the envelope, then ask the ledger
+ *
+ * tok receives the parsed token; subj->mailing points into it afterwards.
+ */
 static void eom_decide(struct milter_conn *conn, const struct milter_rules *rules,
-                       struct milter_subject *subj, struct milter_outcome *out)
+                       struct token *tok, struct milter_subject *subj, struct milter_outcome *out)
 {
-	struct token tok;
 	const char *reason;
 
 	if (conn->ntoken > 1) {
 		milter_decide_bad_token(rules, subj, "more than one Mailonce-Token header", out);
 		return;
 	}
-	if (token_parse(conn->token, &tok, &reason) != 0) {
+	if (token_parse(conn->token, tok, &reason) != 0) {
 		milter_decide_bad_token(rules, subj, reason, out);
 		return;
 	}
@@ -310,13 +313,13 @@ static void eom_decide(struct milter_conn *conn, const struct milter_rules *rule
 		                        out);
 		return;
 	}
-	if (token_verify(cb_keys, &tok, conn->rcpt, &reason) != 0) {
+	if (token_verify(cb_keys, tok, conn->rcpt, &reason) != 0) {
 		milter_decide_bad_token(rules, subj, reason, out);
 		return;
 	}
 
-	subj->mailing = tok.mailing;
-	subj->seq = tok.seq;
+	subj->mailing = tok->mailing;
+	subj->seq = tok->seq;
 	if (subj->queue_id == NULL) {
 		/* Postfix sends {i} at end of message unless milter_end_of_data_macros drops it. */
 		milter_decide_ledger_error(rules, subj,
@@ -394,6 +397,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	struct milter_outcome out;
 	struct milter_subject subj;
 	struct milter_rules rules;
+	struct token tok;
 	char qid[LEDGER_QUEUE_ID_MAX * 4 + 1];
 	sfsistat status;
 
@@ -414,7 +418,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	subj.queue_id = smfi_getsymval(ctx, "i");
 	subj.rcpt = conn->rcpt;
 	subj.nrcpt = conn->nrcpt;
-	eom_decide(conn, &rules, &subj, &out);
+	eom_decide(conn, &rules, &tok, &subj, &out);
 	msg_info("%s", out.log);
 
 	status = eom_apply(ctx, conn, &out, queue_id_escaped(ctx, qid, sizeof(qid)));

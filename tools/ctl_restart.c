@@ -10,7 +10,7 @@
  * is then resumed by the sending engine with the accepted-unconfirmed
  * seqs included: those were handed off but never seen committed, and the
  * milter drops each one Postfix did commit. Mailings in state draft or
- * paused are listed and left alone, because nobody asked to send them.
+ * paused are listed and left alone, because no send was started for them.
  *
  * The helper waits up to LeaseTime for leases held by others, which is
  * how long the lease of a sender that died before the reboot can last.
@@ -66,7 +66,7 @@ static int restart_collect(const struct ledger_mailing *m, void *ctx)
 	return 0;
 }
 
-/* restart_worse - the exit code that tells more about what went wrong. */
+/* restart_worse - the exit code of the more serious failure. */
 static int restart_worse(int a, int b)
 {
 	if (a == EX_OK || a == EX_TEMPFAIL)
@@ -86,8 +86,10 @@ static int restart_migrate(struct ctl *ctl, struct restart_item *it, int dry_run
 		return EX_OK;
 	}
 	if (ledger_mailing_migrate(ctl->ledger, it->mailing_id, it->owner, to) != LEDGER_OK) {
-		fprintf(stderr, "mailoncectl restart: mailing %s: cannot move it from %s to %s: "
-				"%s\n", it->mailing_id, it->owner, to, ledger_errmsg(ctl->ledger));
+		fprintf(stderr,
+		        "mailoncectl restart: mailing %s: cannot move it from %s to %s: "
+		        "%s\n",
+		        it->mailing_id, it->owner, to, ledger_errmsg(ctl->ledger));
 		return EX_UNAVAILABLE;
 	}
 	msg_info("mailing=%s migrated from=%s to=%s", it->mailing_id, it->owner, to);
@@ -102,8 +104,7 @@ static int restart_one(struct ctl *ctl, struct restart_item *it, int dry_run)
 	int rc;
 
 	printf("%s: state %s, owner %s, pending %" PRId64 ", accepted-unconfirmed %" PRId64 "\n",
-	       it->mailing_id, mailing_state_name(it->state), it->owner, it->pending,
-	       it->accepted);
+	       it->mailing_id, mailing_state_name(it->state), it->owner, it->pending, it->accepted);
 	rc = restart_migrate(ctl, it, dry_run);
 	if (rc != EX_OK)
 		return rc;
@@ -138,8 +139,8 @@ static const char **restart_server_ids(const struct conf *conf)
 int ctl_cmd_restart(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"dry-run", no_argument, NULL, 'n'},
-		{NULL, 0, NULL, 0},
+	        {"dry-run", no_argument, NULL, 'n'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct restart_list list = {NULL, 0};
 	const char **ids;
@@ -153,7 +154,7 @@ int ctl_cmd_restart(struct ctl *ctl, int argc, char **argv)
 	}
 	if (optind < argc)
 		return ctl_usage_error("restart", RESTART_USAGE, "unexpected argument \"%s\"",
-				       argv[optind]);
+		                       argv[optind]);
 
 	ctl_need_conf(ctl);
 	ctl_need_ledger(ctl, 0);
@@ -164,7 +165,7 @@ int ctl_cmd_restart(struct ctl *ctl, int argc, char **argv)
 	ids = restart_server_ids(&ctl->conf);
 	if (ledger_mailings_list(ctl->ledger, ids, 1, restart_collect, &list) != LEDGER_OK) {
 		fprintf(stderr, "mailoncectl restart: cannot list the mailings: %s\n",
-			ledger_errmsg(ctl->ledger));
+		        ledger_errmsg(ctl->ledger));
 		free(ids);
 		return EX_UNAVAILABLE;
 	}

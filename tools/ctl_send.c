@@ -10,11 +10,10 @@
  * the mailing into batches of N seqs once, so several senders can share
  * it; each claims batches with a lease.
  *
- * Exit codes: EX_OK when the mailing is complete, EX_TEMPFAIL when work
- * is left (interrupted, another sender holds a lease, the MTA is down),
+ * Exit codes: EX_OK when the mailing is complete. EX_TEMPFAIL when work
+ * is left: interrupted, another sender holds a lease, or the MTA is down.
  * EX_DATAERR for an unknown or cancelled mailing, EX_USAGE for bad
- * arguments, and EX_UNAVAILABLE or EX_CONFIG for a ledger or setup
- * failure.
+ * arguments. EX_UNAVAILABLE or EX_CONFIG for a ledger or setup failure.
  */
 #include "config.h"
 
@@ -50,9 +49,9 @@ static int ctl_parse_count(const char *text, uint64_t max, uint64_t *out)
 int ctl_cmd_send(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"concurrency", required_argument, NULL, 'n'},
-		{"batch-size", required_argument, NULL, 'b'},
-		{NULL, 0, NULL, 0},
+	        {"concurrency", required_argument, NULL, 'n'},
+	        {"batch-size", required_argument, NULL, 'b'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct sender_options opts;
 	uint64_t value;
@@ -64,16 +63,16 @@ int ctl_cmd_send(struct ctl *ctl, int argc, char **argv)
 		case 'n':
 			if (ctl_parse_count(optarg, 64, &value) < 0)
 				return ctl_usage_error("send", SEND_USAGE,
-						       "--concurrency must be 1 to 64, not \"%s\"",
-						       optarg);
+				                       "--concurrency must be 1 to 64, not \"%s\"",
+				                       optarg);
 			opts.concurrency = (int)value;
 			break;
 		case 'b':
 			if (ctl_parse_count(optarg, INT64_MAX, &value) < 0)
 				return ctl_usage_error("send", SEND_USAGE,
-						       "--batch-size must be a positive number of "
-						       "recipients, not \"%s\"",
-						       optarg);
+				                       "--batch-size must be a positive number of "
+				                       "recipients, not \"%s\"",
+				                       optarg);
 			opts.batch_size = value;
 			break;
 		default:
@@ -84,11 +83,12 @@ int ctl_cmd_send(struct ctl *ctl, int argc, char **argv)
 		return ctl_usage_error("send", SEND_USAGE, "missing the mailing id");
 	if (optind + 1 < argc)
 		return ctl_usage_error("send", SEND_USAGE, "unexpected argument \"%s\"",
-				       argv[optind + 1]);
+		                       argv[optind + 1]);
 	if (!token_mailing_valid(argv[optind]))
-		return ctl_usage_error("send", SEND_USAGE,
-				       "invalid mailing id \"%s\": use 1 to 64 of A-Z a-z 0-9 . _ -",
-				       argv[optind]);
+		return ctl_usage_error(
+		        "send", SEND_USAGE,
+		        "invalid mailing id \"%s\": use 1 to 64 of A-Z a-z 0-9 . _ -",
+		        argv[optind]);
 
 	ctl_need_conf(ctl);
 	ctl_need_keys(ctl);

@@ -4,11 +4,11 @@
  *	mailoncectl status [M] [--json] [--recipients]
  *
  * Without M: one line per mailing (id, state, owner and the main
- * counters). With M: every counter of that mailing, the stored ones
- * (profiles, sent, errors, skipped, delivered, bounced) and those counted
- * from the rows (pending, accepted-unconfirmed, queued, deferred,
- * duplicates suppressed, conflicts); --recipients adds one row per seq
- * with its address, status, queue id, attempts and last error. --json
+ * counters). With M: every counter of that mailing. The ledger stores
+ * profiles, sent, errors, skipped, delivered and bounced, and counts
+ * pending, accepted-unconfirmed, queued, deferred, duplicates suppressed
+ * and conflicts from the rows. --recipients adds one row per seq with its
+ * address, status, queue id, attempts and last error. --json
  * prints the same as one JSON document; strings are escaped, and bytes
  * that are not UTF-8 become U+FFFD.
  *
@@ -103,8 +103,8 @@ static int status_line(const struct ledger_mailing *m, void *ctx)
 		json_string(m->mailing_id);
 		printf(", \"state\": \"%s\", \"owner\": ", mailing_state_name(m->state));
 		json_string(m->server_id);
-		printf(", \"num_profiles\": %" PRId64 ", \"sent\": %" PRId64 ", \"errors\": %" PRId64
-		       ", \"skipped\": %" PRId64 ", \"pending\": %" PRId64
+		printf(", \"num_profiles\": %" PRId64 ", \"sent\": %" PRId64
+		       ", \"errors\": %" PRId64 ", \"skipped\": %" PRId64 ", \"pending\": %" PRId64
 		       ", \"accepted_unconfirmed\": %" PRId64 "}",
 		       m->num_profiles, m->num_sent, m->num_errors, m->num_skipped, m->num_pending,
 		       m->num_accepted);
@@ -129,7 +129,7 @@ static int status_all(struct ctl *ctl, int json)
 		printf("[");
 	if (ledger_mailings_list(ctl->ledger, NULL, 0, status_line, &c) != LEDGER_OK) {
 		fprintf(stderr, "mailoncectl status: cannot list the mailings: %s\n",
-			ledger_errmsg(ctl->ledger));
+		        ledger_errmsg(ctl->ledger));
 		return EX_UNAVAILABLE;
 	}
 	if (json)
@@ -162,18 +162,18 @@ struct status_counter {
 static void status_mailing(const struct ledger_mailing *m, int json)
 {
 	const struct status_counter counters[] = {
-		{"num_profiles", "num_profiles", m->num_profiles},
-		{"sent", "sent", m->num_sent},
-		{"errors", "errors", m->num_errors},
-		{"skipped", "skipped", m->num_skipped},
-		{"pending", "pending", m->num_pending},
-		{"accepted-unconfirmed", "accepted_unconfirmed", m->num_accepted},
-		{"queued", "queued", m->num_queued},
-		{"delivered", "delivered", m->num_delivered},
-		{"bounced", "bounced", m->num_bounced},
-		{"deferred", "deferred", m->num_deferred},
-		{"duplicates suppressed", "duplicates_suppressed", m->num_duplicates},
-		{"conflicts", "conflicts", m->num_conflicts},
+	        {"num_profiles", "num_profiles", m->num_profiles},
+	        {"sent", "sent", m->num_sent},
+	        {"errors", "errors", m->num_errors},
+	        {"skipped", "skipped", m->num_skipped},
+	        {"pending", "pending", m->num_pending},
+	        {"accepted-unconfirmed", "accepted_unconfirmed", m->num_accepted},
+	        {"queued", "queued", m->num_queued},
+	        {"delivered", "delivered", m->num_delivered},
+	        {"bounced", "bounced", m->num_bounced},
+	        {"deferred", "deferred", m->num_deferred},
+	        {"duplicates suppressed", "duplicates_suppressed", m->num_duplicates},
+	        {"conflicts", "conflicts", m->num_conflicts},
 	};
 	char t1[32], t2[32];
 	size_t i;
@@ -235,8 +235,10 @@ static int status_one(struct ctl *ctl, const char *mailing_id, int json, int rec
 	memset(&m, 0, sizeof(m));
 	rc = ledger_mailing_get(ctl->ledger, mailing_id, &m);
 	if (rc == LEDGER_NOTFOUND) {
-		fprintf(stderr, "mailoncectl status: mailing %s not found; \"mailoncectl status\" "
-				"lists the mailings\n", mailing_id);
+		fprintf(stderr,
+		        "mailoncectl status: mailing %s not found; \"mailoncectl status\" "
+		        "lists the mailings\n",
+		        mailing_id);
 		return EX_DATAERR;
 	}
 	if (rc != LEDGER_OK)
@@ -261,16 +263,16 @@ static int status_one(struct ctl *ctl, const char *mailing_id, int json, int rec
 
 failed:
 	fprintf(stderr, "mailoncectl status: mailing %s: %s\n", mailing_id,
-		ledger_errmsg(ctl->ledger));
+	        ledger_errmsg(ctl->ledger));
 	return EX_UNAVAILABLE;
 }
 
 int ctl_cmd_status(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"recipients", no_argument, NULL, 'r'},
-		{NULL, 0, NULL, 0},
+	        {"json", no_argument, NULL, 'j'},
+	        {"recipients", no_argument, NULL, 'r'},
+	        {NULL, 0, NULL, 0},
 	};
 	int ch, json = 0, recipients = 0;
 
@@ -288,10 +290,10 @@ int ctl_cmd_status(struct ctl *ctl, int argc, char **argv)
 	}
 	if (optind + 1 < argc)
 		return ctl_usage_error("status", STATUS_USAGE, "unexpected argument \"%s\"",
-				       argv[optind + 1]);
+		                       argv[optind + 1]);
 	if (recipients && optind >= argc)
 		return ctl_usage_error("status", STATUS_USAGE,
-				       "--recipients needs the mailing id M");
+		                       "--recipients needs the mailing id M");
 
 	ctl_need_ledger(ctl, 0);
 	if (optind >= argc)

@@ -1,12 +1,13 @@
 /*
  * sender - run one mailing: leases, the work queue, progress, summary.
  *
- * sender_run moves a draft mailing to sending, then repeats: lease a
- * batch (ledger_lease_acquire, holder "SERVERID:HOST:PID"), queue the
- * seqs of the batch that still need a handoff (pending ones, and
- * accepted-unconfirmed ones for the restart helper), let the worker
- * threads of sender_worker.c submit them in seq order, and release the
- * batch, marked done only when none of its seqs is pending or accepted.
+ * sender_run moves a draft mailing to sending and then works batch after
+ * batch. It leases a batch (ledger_lease_acquire, holder
+ * "SERVERID:HOST:PID") and queues the seqs of the batch that still need
+ * a handoff: pending ones, and accepted-unconfirmed ones for the restart
+ * helper. The worker threads of sender_worker.c submit them in seq
+ * order. The batch is then released, marked done only when none of its
+ * seqs is pending or accepted.
  * The lease is renewed every third of LeaseTime; a lease found lost stops
  * the run, because another sender has taken the batch over.
  *
@@ -42,8 +43,8 @@
 #include "log.h"
 #include "sender.h"
 
-#define SENDER_CHUNK	    1000 /* seqs read from the ledger at a time */
-#define SENDER_TICK_MS	    200  /* how often the coordinator looks around */
+#define SENDER_CHUNK        1000 /* seqs read from the ledger at a time */
+#define SENDER_TICK_MS      200  /* interval of the coordinator's checks */
 #define SENDER_LOG_INTERVAL 5    /* seconds between progress lines off a TTY */
 
 static volatile sig_atomic_t sender_signalled;
@@ -91,10 +92,10 @@ void sender_fail_locked(struct sender *s, int exit_code)
 struct sender_batch {
 	int64_t batch_no;
 	uint64_t first, last;
-	uint64_t cursor;    /* next seq to read from the ledger; past last when all read */
-	int64_t renew_at;   /* monotonic ms of the next renewal */
+	uint64_t cursor;     /* next seq to read from the ledger; past last when all read */
+	int64_t renew_at;    /* monotonic ms of the next renewal */
 	int64_t lease_until; /* wall clock seconds */
-	int lost;           /* another sender took the batch over */
+	int lost;            /* another sender took the batch over */
 };
 
 /* Progress display state. */
@@ -107,8 +108,7 @@ struct sender_progress {
 };
 
 /* sender_refill - read the next seqs of the batch into the queue (lock held). */
-static enum ledger_rc sender_refill(struct sender *s, struct ledger *ledger,
-				    struct sender_batch *b)
+static enum ledger_rc sender_refill(struct sender *s, struct ledger *ledger, struct sender_batch *b)
 {
 	uint64_t buf[SENDER_CHUNK];
 	enum ledger_rc rc;
@@ -119,7 +119,7 @@ static enum ledger_rc sender_refill(struct sender *s, struct ledger *ledger,
 		return LEDGER_OK;
 
 	rc = ledger_work_list(ledger, s->mailing_id, b->cursor, b->last, s->with_accepted, buf,
-			      SENDER_CHUNK, &n);
+	                      SENDER_CHUNK, &n);
 	if (rc != LEDGER_OK)
 		return rc;
 	if (n == 0) {
@@ -142,15 +142,14 @@ static enum ledger_rc sender_refill(struct sender *s, struct ledger *ledger,
 
 /* sender_renew - extend the lease when due; -1 when it is lost. */
 static int sender_renew(struct sender *s, struct ledger *ledger, const char *holder,
-			struct sender_batch *b)
+                        struct sender_batch *b)
 {
 	int lease_time = s->conf->lease_time;
 	enum ledger_rc rc;
 
 	if (sender_now_ms() < b->renew_at)
 		return 0;
-	rc = ledger_lease_renew(ledger, s->mailing_id, b->batch_no, holder, time(NULL),
-				lease_time);
+	rc = ledger_lease_renew(ledger, s->mailing_id, b->batch_no, holder, time(NULL), lease_time);
 	if (rc == LEDGER_OK) {
 		b->lease_until = time(NULL) + lease_time;
 		b->renew_at = sender_now_ms() + (int64_t)lease_time * 1000 / 3;
@@ -159,11 +158,12 @@ static int sender_renew(struct sender *s, struct ledger *ledger, const char *hol
 	b->lost = rc == LEDGER_REFUSED;
 	if (b->lost)
 		msg_warn("mailing=%s batch=%" PRId64 ": lease lost to another sender; stopping "
-			 "after the messages in flight", s->mailing_id, b->batch_no);
+		         "after the messages in flight",
+		         s->mailing_id, b->batch_no);
 	else
 		msg_warn("mailing=%s batch=%" PRId64 ": cannot renew the lease: %s; stopping "
-			 "after the messages in flight", s->mailing_id, b->batch_no,
-			 ledger_errmsg(ledger));
+		         "after the messages in flight",
+		         s->mailing_id, b->batch_no, ledger_errmsg(ledger));
 	return -1;
 }
 
@@ -177,27 +177,27 @@ static void sender_progress_show(struct sender *s, struct sender_progress *p, in
 		return;
 	p->last_ms = now;
 
-	handled = s->sent + s->errors + s->duplicates + s->gone;
-	done = p->base_done + s->sent + s->errors + s->gone;
+	handled = s->sent + s->errors + s->duplicates + s->handled_elsewhere;
+	done = p->base_done + s->sent + s->errors + s->handled_elsewhere;
 	rate = secs > 0 ? (double)handled / secs : 0;
 	if (rate > 0 && p->total > done)
 		eta = (int64_t)((double)(p->total - done) / rate);
 	if (p->tty)
-		fprintf(stderr, "\r%s: %" PRId64 "/%" PRId64 " (%d%%) %.1f msg/s ETA %02" PRId64
-			":%02" PRId64 " errors %" PRId64 "\033[K%s",
-			s->mailing_id, done, p->total,
-			p->total > 0 ? (int)(done * 100 / p->total) : 100, rate, eta / 60,
-			eta % 60, s->errors, final ? "\n" : "");
+		fprintf(stderr,
+		        "\r%s: %" PRId64 "/%" PRId64 " (%d%%) %.1f msg/s ETA %02" PRId64
+		        ":%02" PRId64 " errors %" PRId64 "\033[K%s",
+		        s->mailing_id, done, p->total,
+		        p->total > 0 ? (int)(done * 100 / p->total) : 100, rate, eta / 60, eta % 60,
+		        s->errors, final ? "\n" : "");
 	else if (!final)
 		msg_info("mailing=%s progress=%" PRId64 "/%" PRId64 " rate=%.1f/s errors=%" PRId64,
-			 s->mailing_id, done, p->total, rate, s->errors);
+		         s->mailing_id, done, p->total, rate, s->errors);
 }
 
 /* sender_batch_idle - whether the batch has nothing queued, waiting or in flight. */
 static int sender_batch_idle(const struct sender *s, const struct sender_batch *b)
 {
-	return b->cursor > b->last && s->next == s->nseqs && s->nretries == 0 &&
-	       s->in_flight == 0;
+	return b->cursor > b->last && s->next == s->nseqs && s->nretries == 0 && s->in_flight == 0;
 }
 
 /*
@@ -205,7 +205,7 @@ static int sender_batch_idle(const struct sender *s, const struct sender_batch *
  * done or the run stops. Returns 0 when the batch ran out of work.
  */
 static int sender_work_batch(struct sender *s, struct ledger *ledger, const char *holder,
-			     struct sender_batch *b, struct sender_progress *p)
+                             struct sender_batch *b, struct sender_progress *p)
 {
 	enum ledger_rc rc;
 	int idle;
@@ -213,7 +213,7 @@ static int sender_work_batch(struct sender *s, struct ledger *ledger, const char
 	for (;;) {
 		if (sender_stop_requested() && !s->stop) {
 			msg_info("mailing=%s: stop requested; finishing the messages in flight",
-				 s->mailing_id);
+			         s->mailing_id);
 			pthread_mutex_lock(&s->lock);
 			sender_fail_locked(s, EX_OK);
 			pthread_mutex_unlock(&s->lock);
@@ -228,7 +228,7 @@ static int sender_work_batch(struct sender *s, struct ledger *ledger, const char
 		rc = s->stop ? LEDGER_OK : sender_refill(s, ledger, b);
 		if (rc != LEDGER_OK) {
 			msg_warn("mailing=%s: cannot read the work list: %s", s->mailing_id,
-				 ledger_errmsg(ledger));
+			         ledger_errmsg(ledger));
 			sender_fail_locked(s, EX_UNAVAILABLE);
 		}
 		idle = sender_batch_idle(s, b);
@@ -244,21 +244,19 @@ static int sender_work_batch(struct sender *s, struct ledger *ledger, const char
 }
 
 /* sender_batch_done - whether no seq of the batch is pending or accepted. */
-static int sender_batch_done(struct sender *s, struct ledger *ledger,
-			     const struct sender_batch *b)
+static int sender_batch_done(struct sender *s, struct ledger *ledger, const struct sender_batch *b)
 {
 	uint64_t seq;
 	size_t n = 1;
 
-	if (ledger_work_list(ledger, s->mailing_id, b->first, b->last, 1, &seq, 1, &n) !=
-	    LEDGER_OK)
+	if (ledger_work_list(ledger, s->mailing_id, b->first, b->last, 1, &seq, 1, &n) != LEDGER_OK)
 		return 0;
 	return n == 0;
 }
 
 /* sender_release - give the batch back, done when nothing is left in it. */
 static void sender_release(struct sender *s, struct ledger *ledger, const char *holder,
-			   const struct sender_batch *b)
+                           const struct sender_batch *b)
 {
 	int done;
 
@@ -267,15 +265,15 @@ static void sender_release(struct sender *s, struct ledger *ledger, const char *
 	done = sender_batch_done(s, ledger, b);
 	if (ledger_lease_release(ledger, s->mailing_id, b->batch_no, holder, done) != LEDGER_OK)
 		msg_warn("mailing=%s batch=%" PRId64 ": cannot release the lease: %s; it ends "
-			 "by itself within %d s", s->mailing_id, b->batch_no,
-			 ledger_errmsg(ledger), s->conf->lease_time);
+		         "by itself within %d s",
+		         s->mailing_id, b->batch_no, ledger_errmsg(ledger), s->conf->lease_time);
 	else
 		msg_debug("mailing=%s batch=%" PRId64 " seqs=%" PRIu64 "-%" PRIu64
-			  " released done=%d", s->mailing_id, b->batch_no, b->first, b->last,
-			  done);
+		          " released done=%d",
+		          s->mailing_id, b->batch_no, b->first, b->last, done);
 }
 
-/* Who holds the batches that could not be leased. */
+/* Holders of the batches that could not be leased. */
 struct sender_holders {
 	const char *mailing_id;
 	int64_t now;
@@ -283,7 +281,7 @@ struct sender_holders {
 	int report;
 };
 
-/* sender_holder_note - report one batch leased by somebody else. */
+/* sender_holder_note - report one batch leased by another sender. */
 static int sender_holder_note(const struct ledger_batch *b, void *ctx)
 {
 	struct sender_holders *h = ctx;
@@ -299,8 +297,8 @@ static int sender_holder_note(const struct ledger_batch *b, void *ctx)
 		return 0;
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&until, &tm));
 	printf("%s: batch %" PRId64 " (seqs %" PRIu64 "-%" PRIu64 ") is leased by %s until %s\n",
-	       h->mailing_id, b->batch_no, b->first_seq, b->last_seq,
-	       b->holder ? b->holder : "?", when);
+	       h->mailing_id, b->batch_no, b->first_seq, b->last_seq, b->holder ? b->holder : "?",
+	       when);
 	return 0;
 }
 
@@ -314,7 +312,7 @@ static int64_t sender_leases_held(struct sender *s, struct ledger *ledger, int r
 
 	if (ledger_batches_list(ledger, s->mailing_id, sender_holder_note, &h) != LEDGER_OK)
 		msg_warn("mailing=%s: cannot list the batches: %s", s->mailing_id,
-			 ledger_errmsg(ledger));
+		         ledger_errmsg(ledger));
 	return h.earliest;
 }
 
@@ -324,7 +322,7 @@ static int64_t sender_leases_held(struct sender *s, struct ledger *ledger, int r
  * others that end within LeaseTime are waited for (a dead sender's).
  */
 static int sender_acquire(struct sender *s, struct ledger *ledger, const char *holder, int wait,
-			  struct sender_batch *b)
+                          struct sender_batch *b)
 {
 	int64_t waited_until = time(NULL) + s->conf->lease_time + 2, until;
 	enum ledger_rc rc;
@@ -332,19 +330,19 @@ static int sender_acquire(struct sender *s, struct ledger *ledger, const char *h
 	for (;;) {
 		memset(b, 0, sizeof(*b));
 		rc = ledger_lease_acquire(ledger, s->mailing_id, holder, time(NULL),
-					  s->conf->lease_time, &b->batch_no, &b->first, &b->last);
+		                          s->conf->lease_time, &b->batch_no, &b->first, &b->last);
 		if (rc == LEDGER_OK)
 			break;
 		if (rc != LEDGER_NOTFOUND) {
 			msg_warn("mailing=%s: cannot lease a batch: %s", s->mailing_id,
-				 ledger_errmsg(ledger));
+			         ledger_errmsg(ledger));
 			return -1;
 		}
 		until = wait ? sender_leases_held(s, ledger, 0) : 0;
 		if (until == 0 || until > waited_until || sender_stop_requested())
 			return 0;
 		msg_info("mailing=%s: waiting until a lease held by another sender ends",
-			 s->mailing_id);
+		         s->mailing_id);
 		while (time(NULL) <= until && !sender_stop_requested())
 			usleep(SENDER_TICK_MS * 1000);
 	}
@@ -353,7 +351,7 @@ static int sender_acquire(struct sender *s, struct ledger *ledger, const char *h
 	b->lease_until = time(NULL) + s->conf->lease_time;
 	b->renew_at = sender_now_ms() + (int64_t)s->conf->lease_time * 1000 / 3;
 	msg_debug("mailing=%s batch=%" PRId64 " seqs=%" PRIu64 "-%" PRIu64 " leased by %s",
-		  s->mailing_id, b->batch_no, b->first, b->last, holder);
+	          s->mailing_id, b->batch_no, b->first, b->last, holder);
 	return 1;
 }
 
@@ -374,7 +372,7 @@ static char *sender_holder_name(const struct conf *conf)
  * whose accepted seqs wait for confirmation cannot keep the run busy.
  */
 static void sender_batches(struct sender *s, struct ledger *ledger, int wait,
-			   struct sender_progress *p)
+                           struct sender_progress *p)
 {
 	char *holder = sender_holder_name(s->conf);
 	int64_t *seen = NULL;
@@ -411,15 +409,17 @@ static void sender_batches(struct sender *s, struct ledger *ledger, int wait,
  * -1 when there is work to do, else the exit code of the command.
  */
 static int sender_prepare(struct ledger *ledger, const char *mailing_id,
-			  const struct sender_options *opts, struct ledger_mailing *m)
+                          const struct sender_options *opts, struct ledger_mailing *m)
 {
 	enum ledger_rc rc;
 
 	memset(m, 0, sizeof(*m));
 	rc = ledger_mailing_get(ledger, mailing_id, m);
 	if (rc == LEDGER_NOTFOUND) {
-		fprintf(stderr, "mailoncectl: mailing %s not found; \"mailoncectl status\" lists "
-				"the mailings\n", mailing_id);
+		fprintf(stderr,
+		        "mailoncectl: mailing %s not found; \"mailoncectl status\" lists "
+		        "the mailings\n",
+		        mailing_id);
 		return EX_DATAERR;
 	}
 	if (rc != LEDGER_OK)
@@ -430,7 +430,7 @@ static int sender_prepare(struct ledger *ledger, const char *mailing_id,
 		return EX_OK;
 	case MAILING_CANCELLED:
 		fprintf(stderr, "mailoncectl: mailing %s is cancelled; nothing is sent\n",
-			mailing_id);
+		        mailing_id);
 		return EX_DATAERR;
 	case MAILING_PAUSED:
 		fprintf(stderr, "mailoncectl: mailing %s is paused; resume it first\n", mailing_id);
@@ -449,7 +449,7 @@ static int sender_prepare(struct ledger *ledger, const char *mailing_id,
 		rc = ledger_batches_define(ledger, mailing_id, opts->batch_size);
 		if (rc == LEDGER_EXISTS)
 			msg_warn("mailing=%s: %s; keeping that split", mailing_id,
-				 ledger_errmsg(ledger));
+			         ledger_errmsg(ledger));
 		else if (rc != LEDGER_OK)
 			goto failed;
 	}
@@ -457,13 +457,13 @@ static int sender_prepare(struct ledger *ledger, const char *mailing_id,
 
 failed:
 	fprintf(stderr, "mailoncectl: mailing %s: ledger error: %s\n", mailing_id,
-		ledger_errmsg(ledger));
+	        ledger_errmsg(ledger));
 	return EX_UNAVAILABLE;
 }
 
 /* sender_workers_run - start the workers, feed them batches, and join them. */
 static void sender_workers_run(struct sender *s, struct ledger *ledger, int wait,
-			       struct sender_progress *p)
+                               struct sender_progress *p)
 {
 	pthread_t *threads = xcalloc((size_t)s->concurrency, sizeof(*threads));
 	sigset_t block, old;
@@ -477,7 +477,7 @@ static void sender_workers_run(struct sender *s, struct ledger *ledger, int wait
 	for (i = 0; i < s->concurrency; i++) {
 		if (pthread_create(&threads[i], NULL, sender_worker_main, s) != 0) {
 			msg_warn("mailing=%s: cannot start worker thread %d: %s", s->mailing_id,
-				 i + 1, strerror(errno));
+			         i + 1, strerror(errno));
 			break;
 		}
 		started++;
@@ -507,19 +507,20 @@ static int sender_finish(struct sender *s, struct ledger *ledger)
 	if (ledger_mailing_try_complete(ledger, s->mailing_id, &complete) != LEDGER_OK ||
 	    ledger_mailing_get(ledger, s->mailing_id, &m) != LEDGER_OK) {
 		fprintf(stderr, "mailoncectl: mailing %s: ledger error: %s\n", s->mailing_id,
-			ledger_errmsg(ledger));
+		        ledger_errmsg(ledger));
 		return s->exit_code != EX_OK ? s->exit_code : EX_UNAVAILABLE;
 	}
 	if (complete)
 		msg_info("mailing=%s state=complete", s->mailing_id);
 
-	printf("%s: sent %" PRId64 ", errors %" PRId64 ", skipped %" PRId64
-	       ", remaining %" PRId64 "\n",
+	printf("%s: sent %" PRId64 ", errors %" PRId64 ", skipped %" PRId64 ", remaining %" PRId64
+	       "\n",
 	       s->mailing_id, m.num_sent, m.num_errors, m.num_skipped,
 	       m.num_pending + m.num_accepted);
 	if (s->duplicates > 0)
 		printf("%s: %" PRId64 " messages were already handed off earlier and were not "
-		       "delivered again\n", s->mailing_id, s->duplicates);
+		       "delivered again\n",
+		       s->mailing_id, s->duplicates);
 	if (!complete && s->exit_code == EX_OK && m.state == MAILING_SENDING) {
 		if (sender_leases_held(s, ledger, 1) == 0 && m.num_accepted > 0)
 			printf("%s: %" PRId64 " handed-off messages wait until the Postfix log "
@@ -536,7 +537,7 @@ static int sender_finish(struct sender *s, struct ledger *ledger)
 
 /* sender_init - the shared state of a run. */
 static void sender_init(struct sender *s, struct ctl *ctl, const struct ledger_mailing *m,
-			const struct template *t, const struct sender_options *opts)
+                        const struct template *t, const struct sender_options *opts)
 {
 	memset(s, 0, sizeof(*s));
 	s->ctl = ctl;
@@ -567,17 +568,17 @@ int sender_run(struct ctl *ctl, const char *mailing_id, const struct sender_opti
 	rc = sender_prepare(ledger, mailing_id, opts, &m);
 	if (rc >= 0) {
 		if (rc == EX_OK)
-			printf("%s: complete; sent %" PRId64 ", errors %" PRId64 ", skipped %" PRId64
-			       ", remaining 0\n", mailing_id, m.num_sent, m.num_errors,
-			       m.num_skipped);
+			printf("%s: complete; sent %" PRId64 ", errors %" PRId64
+			       ", skipped %" PRId64 ", remaining 0\n",
+			       mailing_id, m.num_sent, m.num_errors, m.num_skipped);
 		ledger_mailing_clear(&m);
 		return rc;
 	}
-	t = template_parse(m.template ? m.template : "", m.template ? strlen(m.template) : 0,
-			   err, sizeof(err));
+	t = template_parse(m.template ? m.template : "", m.template ? strlen(m.template) : 0, err,
+	                   sizeof(err));
 	if (t == NULL) {
 		fprintf(stderr, "mailoncectl: mailing %s: the stored template is invalid: %s\n",
-			mailing_id, err);
+		        mailing_id, err);
 		ledger_mailing_clear(&m);
 		return EX_DATAERR;
 	}

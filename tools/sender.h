@@ -17,18 +17,18 @@
 #include "template.h"
 
 struct sender_options {
-	int concurrency;      /* SMTP connections; 0 takes Concurrency */
-	uint64_t batch_size;  /* split into batches of this size; 0 keeps the split */
-	int with_accepted;    /* also re-inject accepted-unconfirmed seqs */
-	int wait_for_leases;  /* wait up to LeaseTime for leases held by others */
+	int concurrency;     /* SMTP connections; 0 takes Concurrency */
+	uint64_t batch_size; /* split into batches of this size; 0 keeps the split */
+	int with_accepted;   /* also re-inject accepted-unconfirmed seqs */
+	int wait_for_leases; /* wait up to LeaseTime for leases held by others */
 };
 
 /*
- * sender_run - send what is left of mailing_id. Prints progress and a
- * summary line. Returns EX_OK when the mailing is complete, EX_TEMPFAIL
- * when work is left (stopped by a signal, a lease held by another
- * sender, an MTA that is down), EX_DATAERR for an unknown mailing, and
- * another sysexits.h code for a ledger or configuration failure.
+ * sender_run - send what is left of mailing_id, with progress and a
+ * summary line. Returns EX_OK when the mailing is complete. EX_TEMPFAIL
+ * means work is left: a signal stopped the run, another sender holds a
+ * lease, or the MTA is down. EX_DATAERR is an unknown mailing; other
+ * sysexits.h codes are ledger or configuration failures.
  */
 int sender_run(struct ctl *ctl, const char *mailing_id, const struct sender_options *opts);
 
@@ -45,7 +45,7 @@ struct sender_retry {
 	int64_t due_ms; /* monotonic time of the next attempt */
 };
 
-/* What the coordinator and the workers share. */
+/* State shared by the coordinator and the workers. */
 struct sender {
 	struct ctl *ctl;
 	const struct conf *conf;
@@ -73,7 +73,8 @@ struct sender {
 	int quit;             /* the coordinator is done: workers exit */
 
 	/* Counts of this run. */
-	int64_t sent, errors, duplicates, deferrals, gone;
+	int64_t sent, errors, duplicates, deferrals;
+	int64_t handled_elsewhere; /* no longer pending when a worker read it */
 };
 
 /* sender_worker_main - thread body of one worker; arg is struct sender. */

@@ -2,10 +2,10 @@
  * sender_worker - one sending thread: render, submit, record.
  *
  * A worker owns a ledger handle and an SMTP connection. It takes the next
- * seq from the shared queue (a retry that is due first, else the next
- * fresh seq in order), reads the recipient, renders the message with its
- * Mailonce-Token, Message-ID and Date headers, submits it for that one
- * recipient and records the outcome:
+ * seq from the shared queue: a retry that is due, else the next fresh seq
+ * in order. It reads the recipient and renders the message with its
+ * Mailonce-Token, Message-ID and Date headers. Then it submits the
+ * message for that one recipient and records the outcome:
  *
  * - 250: ledger_mark_queued with the queue id of the reply. A 250 for a
  *   message the milter discarded as a duplicate changes nothing, because
@@ -61,7 +61,7 @@ static void worker_fail(struct sender *s, int exit_code)
 
 /* worker_take_retry - remove and return the index of a due retry, or -1 (lock held). */
 static int worker_take_retry(struct sender *s, int64_t now, int64_t *earliest,
-			     struct sender_retry *item)
+                             struct sender_retry *item)
 {
 	size_t i, best = 0;
 
@@ -150,7 +150,7 @@ static int worker_has_header(const char *msg, size_t len, const char *name)
  * NULL with err when the recipient cannot be rendered.
  */
 static char *worker_render(struct worker *w, const struct ledger_recipient *r, size_t *len,
-			   char *err, size_t errlen)
+                           char *err, size_t errlen)
 {
 	struct sender *s = w->s;
 	struct buf out = BUF_INIT;
@@ -181,7 +181,7 @@ static char *worker_render(struct worker *w, const struct ledger_recipient *r, s
 	buf_printf(&out, "%s: %s\r\n", TOKEN_HEADER, token);
 	if (!worker_has_header(body, blen, "Message-ID"))
 		buf_printf(&out, "Message-ID: <mailonce.%s.%" PRIu64 "@%s>\r\n", s->mailing_id,
-			   r->seq, s->conf->helo_name);
+		           r->seq, s->conf->helo_name);
 	if (!worker_has_header(body, blen, "Date")) {
 		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", localtime_r(&now, &tm));
 		buf_printf(&out, "Date: %s\r\n", date);
@@ -196,14 +196,13 @@ static char *worker_render(struct worker *w, const struct ledger_recipient *r, s
 /* worker_ledger_failed - stop the run after a ledger call failed. */
 static void worker_ledger_failed(struct worker *w, uint64_t seq, const char *what, int exit_code)
 {
-	msg_warn("NOQUEUE: mailing=%s seq=%" PRIu64 ": %s failed: %s", w->s->mailing_id, seq,
-		 what, ledger_errmsg(w->ledger));
+	msg_warn("NOQUEUE: mailing=%s seq=%" PRIu64 ": %s failed: %s", w->s->mailing_id, seq, what,
+	         ledger_errmsg(w->ledger));
 	worker_fail(w->s, exit_code);
 }
 
 /* worker_error - mark seq error with reason; a ledger failure stops the run. */
-static void worker_error(struct worker *w, uint64_t seq, const char *queue_id,
-			 const char *reason)
+static void worker_error(struct worker *w, uint64_t seq, const char *queue_id, const char *reason)
 {
 	struct sender *s = w->s;
 	char text[300];
@@ -213,8 +212,8 @@ static void worker_error(struct worker *w, uint64_t seq, const char *queue_id,
 		return;
 	}
 	msg_warn("%s: mailing=%s seq=%" PRIu64 " status=error reason=%s",
-		 queue_id[0] ? queue_id : "NOQUEUE", s->mailing_id, seq,
-		 log_escape(text, sizeof(text), reason));
+	         queue_id[0] ? queue_id : "NOQUEUE", s->mailing_id, seq,
+	         log_escape(text, sizeof(text), reason));
 	pthread_mutex_lock(&s->lock);
 	s->errors++;
 	pthread_mutex_unlock(&s->lock);
@@ -230,24 +229,25 @@ static void worker_sent(struct worker *w, uint64_t seq, const struct smtp_result
 
 	rc = ledger_mark_queued(w->ledger, s->mailing_id, seq, res->queue_id, &duplicate);
 	if (rc == LEDGER_REFUSED) {
-		msg_warn("%s: mailing=%s seq=%" PRIu64 ": the MTA queued the message but the ledger "
-			 "has no handoff for it; check that mailonce-milter is listed in "
-			 "smtpd_milters of the Postfix that SubmitTo reaches", qid, s->mailing_id,
-			 seq);
+		msg_warn("%s: mailing=%s seq=%" PRIu64
+		         ": the MTA queued the message but the ledger "
+		         "has no handoff for it; check that mailonce-milter is listed in "
+		         "smtpd_milters of the Postfix that SubmitTo reaches",
+		         qid, s->mailing_id, seq);
 		worker_fail(s, EX_CONFIG);
 		return;
 	}
 	if (rc != LEDGER_OK) {
 		/* The milter has the handoff; the restart helper confirms it. */
 		msg_warn("%s: mailing=%s seq=%" PRIu64 ": queued, but recording that failed: %s; "
-			 "\"mailoncectl restart\" confirms it later", qid, s->mailing_id, seq,
-			 ledger_errmsg(w->ledger));
+		         "\"mailoncectl restart\" confirms it later",
+		         qid, s->mailing_id, seq, ledger_errmsg(w->ledger));
 		worker_fail(s, EX_TEMPFAIL);
 		return;
 	}
 	if (duplicate)
 		msg_info("%s: mailing=%s seq=%" PRIu64 " action=none reason=duplicate", qid,
-			 s->mailing_id, seq);
+		         s->mailing_id, seq);
 	else
 		msg_debug("%s: mailing=%s seq=%" PRIu64 " status=queued", qid, s->mailing_id, seq);
 
@@ -262,7 +262,7 @@ static void worker_sent(struct worker *w, uint64_t seq, const struct smtp_result
 
 /* worker_no_session - the MTA could not be talked to: wait, count no attempt. */
 static void worker_no_session(struct worker *w, struct sender_retry *item,
-			      const struct smtp_result *res)
+                              const struct smtp_result *res)
 {
 	struct sender *s = w->s;
 	char text[300];
@@ -273,8 +273,8 @@ static void worker_no_session(struct worker *w, struct sender_retry *item,
 	worker_retry_later(s, item);
 	if (s->session_failures >= SENDER_SESSION_FAILURES_MAX) {
 		msg_warn("mailing=%s: cannot open an SMTP session: %s; check that Postfix runs "
-			 "and SubmitTo is right", s->mailing_id,
-			 log_escape(text, sizeof(text), res->error));
+		         "and SubmitTo is right",
+		         s->mailing_id, log_escape(text, sizeof(text), res->error));
 		sender_fail_locked(s, EX_TEMPFAIL);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -282,7 +282,7 @@ static void worker_no_session(struct worker *w, struct sender_retry *item,
 
 /* worker_deferred - count a temporary failure; retry later or give up. */
 static void worker_deferred(struct worker *w, struct sender_retry *item,
-			    const struct smtp_result *res)
+                            const struct smtp_result *res)
 {
 	struct sender *s = w->s;
 	char reason[400], text[300];
@@ -295,15 +295,16 @@ static void worker_deferred(struct worker *w, struct sender_retry *item,
 	item->attempts++;
 	if (item->attempts >= s->conf->max_attempts) {
 		snprintf(reason, sizeof(reason), "gave up after %d attempts: %s", item->attempts,
-			 res->error);
+		         res->error);
 		worker_error(w, item->seq, "", reason);
 		return;
 	}
 
 	delay = smtp_retry_delay(s->conf->retry_delay, item->attempts);
 	msg_info("NOQUEUE: mailing=%s seq=%" PRIu64 " action=retry attempt=%d delay=%ds "
-		 "reason=%s", s->mailing_id, item->seq, item->attempts, delay,
-		 log_escape(text, sizeof(text), res->error));
+	         "reason=%s",
+	         s->mailing_id, item->seq, item->attempts, delay,
+	         log_escape(text, sizeof(text), res->error));
 	pthread_mutex_lock(&s->lock);
 	item->due_ms = sender_now_ms() + (int64_t)delay * 1000;
 	worker_retry_later(s, item);
@@ -314,7 +315,7 @@ static void worker_deferred(struct worker *w, struct sender_retry *item,
 
 /* worker_wanted - whether r still needs this handoff. */
 static int worker_wanted(const struct sender *s, const struct ledger_recipient *r,
-			 const struct sender_retry *item)
+                         const struct sender_retry *item)
 {
 	if (r->status == RCPT_PENDING)
 		return 1;
@@ -339,7 +340,7 @@ static void worker_handle(struct worker *w, struct sender_retry *item)
 	}
 	if (!worker_wanted(s, &r, item)) {
 		pthread_mutex_lock(&s->lock);
-		s->gone++;
+		s->handled_elsewhere++;
 		pthread_mutex_unlock(&s->lock);
 		ledger_recipient_clear(&r);
 		return;
@@ -380,7 +381,7 @@ static int worker_open(struct worker *w)
 	w->ledger = ledger_open(conf->database, &opts, err, sizeof(err));
 	if (w->ledger == NULL) {
 		msg_warn("mailing=%s: cannot open the ledger for a worker: %s", w->s->mailing_id,
-			 err);
+		         err);
 		return -1;
 	}
 	memset(&smtp, 0, sizeof(smtp));

@@ -621,6 +621,23 @@ class Postfix:
     def flush(self):
         run(["postqueue", "-c", self.config_dir, "-f"])
 
+    def sendmail(self, sender, recipients, message):
+        """Submit message with sendmail(1), the non_smtpd_milters path.
+
+        The message goes through postdrop and pickup, so Postfix calls the
+        milters with simulated SMTP events. Raises HarnessError if
+        sendmail exits non-zero.
+        """
+        if isinstance(recipients, str):
+            recipients = [recipients]
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+        proc = subprocess.run(["sendmail", "-C", self.config_dir, "-f", sender, "-i", "--",
+                               *recipients], input=message, capture_output=True,
+                              close_fds=True, timeout=60)
+        if proc.returncode != 0:
+            raise HarnessError(f"sendmail exited {proc.returncode}: {proc.stderr!r}")
+
     # Queue and log.
 
     def queue_files(self):
@@ -932,10 +949,10 @@ def encode_data(message):
 class SmtpSession:
     """One SMTP connection, command by command.
 
-    Unlike smtplib it can stop anywhere: send_message() runs a whole
-    transaction and returns the final Reply (errors included, never
-    raising for a 4xx/5xx), begin_data()/end_data() split the final "."
-    from the content so threads can line up on a barrier, and
+    Unlike smtplib it can stop anywhere. send_message() runs a whole
+    transaction and returns the final Reply, also for a 4xx or 5xx,
+    without raising. begin_data() and end_data() split the final "."
+    from the content, so threads can line up on a barrier before it.
     end_data_and_drop() sends "." and closes without reading the reply.
     """
 

@@ -109,6 +109,24 @@ def test_tracked_delivered_once_without_token(stack, mailing):
     assert any(f"mailing={mailing}" in x and "seq=1" in x for x in lines), lines
 
 
+def test_sendmail_submission_tracked_once(stack, mailing):
+    """Mail from sendmail(1) reaches the milter through non_smtpd_milters."""
+    rcpt = "kim@example.test"
+    message = h.make_message(SENDER, rcpt, token=stack.milter.token(mailing, 1, rcpt))
+    ledger = stack.milter.ledger()
+
+    stack.postfix.sendmail(SENDER, rcpt, message)
+    stack.postfix.sendmail(SENDER, rcpt, message)
+    h.wait_until(lambda: len(ledger.handoffs(mailing)) == 2, 20,
+                 description="two handoff rows from pickup")
+    stack.settle()
+
+    assert stack.sink.copies() == {rcpt: 1}
+    (delivered,) = stack.sink.messages_for(rcpt)
+    assert delivered.header("Mailonce-Token") == []
+    assert [x["decision"] for x in ledger.handoffs(mailing)] == ["accept", "duplicate"]
+
+
 def test_lost_reply_retried_delivers_once(stack, mailing):
     """The RFC 1047 window: "." sent, connection dropped, three retries."""
     rcpt = "dave@example.test"

@@ -43,7 +43,7 @@ static void reply_single_line(void **state)
 static void reply_multi_line(void **state)
 {
 	const char *in = "250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
-			 "250 8BITMIME\r\n220 next\r\n";
+	                 "250 8BITMIME\r\n220 next\r\n";
 	struct smtp_reply r;
 	size_t used = 0;
 
@@ -90,13 +90,13 @@ static void reply_bare_lf_and_code_only(void **state)
 static void reply_malformed(void **state)
 {
 	static const char *const bad[] = {
-		"hello\r\n",
-		"25x ok\r\n",
-		"250_ok\r\n",
-		"250-one\r\n251 two\r\n",
-		"650 out of range\r\n",
-		"150 out of range\r\n",
-		"\r\n",
+	        "hello\r\n",
+	        "25x ok\r\n",
+	        "250_ok\r\n",
+	        "250-one\r\n251 two\r\n",
+	        "650 out of range\r\n",
+	        "150 out of range\r\n",
+	        "\r\n",
 	};
 	struct smtp_reply r;
 	size_t used, i;
@@ -141,7 +141,7 @@ static void reply_format_one_line(void **state)
 
 	assert_int_equal(smtp_reply_parse(in, strlen(in), &r, &used), 1);
 	assert_string_equal(smtp_reply_format(&r, out, sizeof(out)),
-			    "550 5.1.1 no such user really");
+	                    "550 5.1.1 no such user really");
 }
 
 /* Queued-as extraction. */
@@ -495,8 +495,7 @@ static void client_pipelining(void **state)
 	assert_int_equal(s.not_pipelined, 0);
 	assert_int_equal(s.rsets, 1);
 	assert_string_equal(s.mail_lines[0], "MAIL FROM:<list@example.org> SIZE=31");
-	assert_string_equal(s.mail_lines[1],
-			    "MAIL FROM:<list@example.org> BODY=8BITMIME SIZE=21");
+	assert_string_equal(s.mail_lines[1], "MAIL FROM:<list@example.org> BODY=8BITMIME SIZE=21");
 	assert_string_equal(s.data[0], message_wire);
 }
 
@@ -659,29 +658,29 @@ static void client_connect_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(reply_single_line),
-		cmocka_unit_test(reply_multi_line),
-		cmocka_unit_test(reply_enhanced_every_line),
-		cmocka_unit_test(reply_incomplete),
-		cmocka_unit_test(reply_bare_lf_and_code_only),
-		cmocka_unit_test(reply_malformed),
-		cmocka_unit_test(reply_enhanced_class_mismatch),
-		cmocka_unit_test(enhanced_parse_cases),
-		cmocka_unit_test(reply_format_one_line),
-		cmocka_unit_test(queued_as_postfix),
-		cmocka_unit_test(queued_as_absent_or_bad),
-		cmocka_unit_test(data_dot_stuffing),
-		cmocka_unit_test(data_line_ends),
-		cmocka_unit_test(data_8bit_detection),
-		cmocka_unit_test(retry_delay_schedule),
-		cmocka_unit_test(client_pipelining),
-		cmocka_unit_test(client_helo_fallback),
-		cmocka_unit_test(client_421_mid_session),
-		cmocka_unit_test(client_4xx_then_250),
-		cmocka_unit_test(client_5xx_rcpt),
-		cmocka_unit_test(client_lost_after_dot),
-		cmocka_unit_test(client_size_limit),
-		cmocka_unit_test(client_connect_refused),
+	        cmocka_unit_test(reply_single_line),
+	        cmocka_unit_test(reply_multi_line),
+	        cmocka_unit_test(reply_enhanced_every_line),
+	        cmocka_unit_test(reply_incomplete),
+	        cmocka_unit_test(reply_bare_lf_and_code_only),
+	        cmocka_unit_test(reply_malformed),
+	        cmocka_unit_test(reply_enhanced_class_mismatch),
+	        cmocka_unit_test(enhanced_parse_cases),
+	        cmocka_unit_test(reply_format_one_line),
+	        cmocka_unit_test(queued_as_postfix),
+	        cmocka_unit_test(queued_as_absent_or_bad),
+	        cmocka_unit_test(data_dot_stuffing),
+	        cmocka_unit_test(data_line_ends),
+	        cmocka_unit_test(data_8bit_detection),
+	        cmocka_unit_test(retry_delay_schedule),
+	        cmocka_unit_test(client_pipelining),
+	        cmocka_unit_test(client_helo_fallback),
+	        cmocka_unit_test(client_421_mid_session),
+	        cmocka_unit_test(client_4xx_then_250),
+	        cmocka_unit_test(client_5xx_rcpt),
+	        cmocka_unit_test(client_lost_after_dot),
+	        cmocka_unit_test(client_size_limit),
+	        cmocka_unit_test(client_connect_refused),
 	};
 
 	return cmocka_run_group_tests_name("smtp", tests, NULL, NULL);

@@ -1,11 +1,12 @@
 -- common.lua - helpers shared by the miltertest scripts of mailonce-milter.
 --
 -- The script that loads it (dofile(dir .. "/common.lua")) gets the global
--- table M with open, message and check. The variable socket comes from
+-- table M with open, message, check and run. The variable socket comes from
 -- run.sh through -D.
 
 M = {}
 
+-- open - connect, then send the client, MAIL FROM and the queue id {i}
 function M.open(queue_id)
 	local conn = mt.connect(socket, 20, 0.25)
 	if conn == nil then
@@ -44,6 +45,7 @@ function M.message(conn, rcpts, headers, body)
 	return mt.getreply(conn)
 end
 
+-- check - print "ok - case", or raise an error naming the case
 function M.check(case, cond)
 	if not cond then
 		error("case " .. case .. " failed")
