@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -225,6 +226,7 @@ static void retry_delay_schedule(void **state)
 struct fake_server {
 	int listen_fd;
 	int port;
+	char unix_path[108]; /* listen on this socket path instead of TCP */
 	pthread_t thread;
 
 	/* Script. */
@@ -423,11 +425,33 @@ static void *fake_main(void *arg)
 	return NULL;
 }
 
+/* fake_listen_unix - listen on s->unix_path. */
+static void fake_listen_unix(struct fake_server *s)
+{
+	struct sockaddr_un sun;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", s->unix_path);
+	unlink(s->unix_path);
+	s->listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(s->listen_fd >= 0);
+	assert_int_equal(bind(s->listen_fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(listen(s->listen_fd, 4), 0);
+}
+
 static void fake_start(struct fake_server *s)
 {
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
 
+	if (s->max_connections == 0)
+		s->max_connections = 1;
+	if (s->unix_path[0] != '\0') {
+		fake_listen_unix(s);
+		assert_int_equal(pthread_create(&s->thread, NULL, fake_main, s), 0);
+		return;
+	}
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -437,8 +461,6 @@ static void fake_start(struct fake_server *s)
 	assert_int_equal(listen(s->listen_fd, 4), 0);
 	assert_int_equal(getsockname(s->listen_fd, (struct sockaddr *)&sin, &len), 0);
 	s->port = ntohs(sin.sin_port);
-	if (s->max_connections == 0)
-		s->max_connections = 1;
 	assert_int_equal(pthread_create(&s->thread, NULL, fake_main, s), 0);
 }
 
@@ -446,14 +468,19 @@ static void fake_stop(struct fake_server *s)
 {
 	pthread_join(s->thread, NULL);
 	close(s->listen_fd);
+	if (s->unix_path[0] != '\0')
+		unlink(s->unix_path);
 }
 
 static struct smtp_client *client_for(const struct fake_server *s, int timeout)
 {
 	struct smtp_options opts;
-	char target[64];
+	char target[128];
 
-	snprintf(target, sizeof(target), "inet:127.0.0.1:%d", s->port);
+	if (s->unix_path[0] != '\0')
+		snprintf(target, sizeof(target), "unix:%s", s->unix_path);
+	else
+		snprintf(target, sizeof(target), "inet:127.0.0.1:%d", s->port);
 	opts.target = target;
 	opts.helo_name = "sender.test";
 	opts.connect_timeout = timeout;
@@ -630,6 +657,34 @@ static void client_size_limit(void **state)
 	free(big);
 }
 
+static void client_unix_socket(void **state)
+{
+	struct fake_server s = {.pipelining = 1};
+	struct smtp_client *c;
+	struct smtp_result res;
+
+	snprintf(s.unix_path, sizeof(s.unix_path), "/tmp/smtp_test.%ld.sock", (long)getpid());
+	fake_start(&s);
+	c = client_for(&s, 10);
+	assert_int_equal(send_one(c, message, &res), SMTP_SENT);
+	assert_string_equal(res.queue_id, "Q1");
+	smtp_client_free(c);
+	fake_stop(&s);
+	assert_int_equal(s.pipelined, 1);
+	assert_string_equal(s.data[0], message_wire);
+}
+
+static void client_bad_target(void **state)
+{
+	struct smtp_options opts = {"tcp:127.0.0.1:25", "sender.test", 5, 5, 5};
+	struct smtp_client *c = smtp_client_new(&opts);
+	struct smtp_result res;
+
+	assert_int_equal(send_one(c, message, &res), SMTP_TEMPFAIL);
+	assert_non_null(strstr(res.error, "unsupported SMTP target tcp:127.0.0.1:25"));
+	smtp_client_free(c);
+}
+
 static void client_connect_refused(void **state)
 {
 	struct fake_server s = {0};
@@ -680,6 +735,8 @@ int main(void)
 	        cmocka_unit_test(client_5xx_rcpt),
 	        cmocka_unit_test(client_lost_after_dot),
 	        cmocka_unit_test(client_size_limit),
+	        cmocka_unit_test(client_unix_socket),
+	        cmocka_unit_test(client_bad_target),
 	        cmocka_unit_test(client_connect_refused),
 	};
 
