@@ -12,7 +12,7 @@
  * ledger_apply_queue_event together with the offset after it, so the
  * event and the position commit in one transaction. Other lines only move
  * the offset, which is saved every SAVE_EVERY lines and at the end of
- * each pass; after a crash those lines are read again, which is harmless
+ * each pass. After a crash those lines are read again, which is harmless
  * because they change nothing.
  *
  * Rotation: when the file at MailLog has another inode than the saved
@@ -53,13 +53,13 @@
 struct follower {
 	struct ledger *ledger;
 	char *path;
-	int loaded;         /* position read from the ledger */
-	uint64_t inode;     /* of the file being read; 0 before the first file */
-	uint64_t offset;    /* after the last line applied or skipped */
-	int64_t line_time;  /* timestamp of that line */
-	uint64_t saved_inode, saved_offset; /* what the ledger holds */
-	int ledger_failing; /* a ledger warning was logged */
-	int open_failing;   /* a warning about opening the log was logged */
+	int loaded;                         /* position read from the ledger */
+	uint64_t inode;                     /* of the file being read; 0 before the first file */
+	uint64_t offset;                    /* after the last line applied or skipped */
+	int64_t line_time;                  /* timestamp of that line */
+	uint64_t saved_inode, saved_offset; /* position stored in the ledger */
+	int ledger_failing;                 /* a ledger warning was logged */
+	int open_failing;                   /* a warning about opening the log was logged */
 	struct follow_counts counts;
 };
 
@@ -91,7 +91,7 @@ static int ledger_failed(struct follower *f, const char *what, enum ledger_rc rc
 {
 	if (!f->ledger_failing)
 		msg_warn("%s: %s failed: %s: %s; retrying every %d ms", f->path, what,
-			 ledger_rc_name(rc), ledger_errmsg(f->ledger), FOLLOW_POLL_MS);
+		         ledger_rc_name(rc), ledger_errmsg(f->ledger), FOLLOW_POLL_MS);
 	f->ledger_failing = 1;
 	return -1;
 }
@@ -112,7 +112,7 @@ static int load_position(struct follower *f)
 	f->saved_offset = f->offset;
 	f->loaded = 1;
 	msg_info("%s: following from inode %" PRIu64 " offset %" PRIu64, f->path, f->inode,
-		 f->offset);
+	         f->offset);
 	return 0;
 }
 
@@ -152,8 +152,8 @@ static enum queue_event queue_event_of(enum maillog_event event)
 }
 
 /* apply_line - apply one complete line that ends at offset end. */
-static int apply_line(struct follower *f, const char *line, size_t len, uint64_t end,
-		      time_t now, unsigned *unsaved)
+static int apply_line(struct follower *f, const char *line, size_t len, uint64_t end, time_t now,
+                      unsigned *unsaved)
 {
 	struct maillog_record rec;
 	enum ledger_rc rc;
@@ -172,9 +172,8 @@ static int apply_line(struct follower *f, const char *line, size_t len, uint64_t
 	}
 
 	/* The event and the position after it commit together. */
-	rc = ledger_apply_queue_event(f->ledger, rec.queue_id, rec.time,
-				      queue_event_of(rec.event), rec.text, f->path, f->inode, end,
-				      &matched);
+	rc = ledger_apply_queue_event(f->ledger, rec.queue_id, rec.time, queue_event_of(rec.event),
+	                              rec.text, f->path, f->inode, end, &matched);
 	if (rc != LEDGER_OK)
 		return ledger_failed(f, "applying a log line", rc);
 	f->offset = f->saved_offset = end;
@@ -184,7 +183,7 @@ static int apply_line(struct follower *f, const char *line, size_t len, uint64_t
 	f->counts.events++;
 	f->counts.matched += matched != 0;
 	msg_debug("%s: event=%s matched=%d offset=%" PRIu64, rec.queue_id,
-		  maillog_event_name(rec.event), matched, end);
+	          maillog_event_name(rec.event), matched, end);
 	return 0;
 }
 
@@ -199,7 +198,7 @@ static int read_lines(struct follower *f, FILE *fp, time_t now)
 
 	if (fseeko(fp, (off_t)f->offset, SEEK_SET) < 0) {
 		msg_warn("%s: seek to offset %" PRIu64 " failed: %s", f->path, f->offset,
-			 strerror(errno));
+		         strerror(errno));
 		return -1;
 	}
 
@@ -257,12 +256,11 @@ static int finish_rotated(struct follower *f, const struct stat *cur, time_t now
 			return 0;
 	} else {
 		msg_warn("%s: the log was replaced and inode %" PRIu64
-			 " is neither %s.0 nor %s.1; lines it got after offset %" PRIu64
-			 " are not applied",
-			 f->path, f->inode, f->path, f->path, f->offset);
+		         " is neither %s.0 nor %s.1; lines it got after offset %" PRIu64
+		         " are not applied",
+		         f->path, f->inode, f->path, f->path, f->offset);
 	}
-	msg_info("%s: log rotated, now reading inode %" PRIu64, f->path,
-		 (uint64_t)cur->st_ino);
+	msg_info("%s: log rotated, now reading inode %" PRIu64, f->path, (uint64_t)cur->st_ino);
 	f->inode = (uint64_t)cur->st_ino;
 	f->offset = 0;
 	f->counts.rotations++;
@@ -277,7 +275,7 @@ static FILE *open_log(struct follower *f, struct stat *st)
 	if (fp == NULL || fstat(fileno(fp), st) < 0) {
 		if (!f->open_failing)
 			msg_warn("%s: cannot open the mail log: %s; check MailLog", f->path,
-				 strerror(errno));
+			         strerror(errno));
 		f->open_failing = 1;
 		if (fp != NULL)
 			fclose(fp);
@@ -310,8 +308,8 @@ int follower_catch_up(struct follower *f, time_t now)
 		}
 	} else if (f->inode == (uint64_t)st.st_ino && (uint64_t)st.st_size < f->offset) {
 		msg_warn("%s: the log is shorter (%lld bytes) than the saved offset %" PRIu64
-			 "; it was truncated, reading again from its start",
-			 f->path, (long long)st.st_size, f->offset);
+		         "; it was truncated, reading again from its start",
+		         f->path, (long long)st.st_size, f->offset);
 		f->offset = 0;
 		f->counts.truncations++;
 	}
@@ -384,7 +382,7 @@ int follow_start(const struct conf *conf, char *err, size_t errlen)
 	rc = pthread_create(&follow_thread.thread, NULL, follow_main, NULL);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot start the mail log follower thread: %s",
-			 strerror(rc));
+		         strerror(rc));
 		follower_free(follow_thread.follower);
 		ledger_close(follow_thread.ledger);
 		return -1;

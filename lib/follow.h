@@ -7,10 +7,10 @@
  * follow_start when MailLog is set, and in the foreground as "mailoncectl
  * follow [--once]" (--once reads to the end of the log and returns, for
  * catching up by hand and for tests). It runs inside the milter because
- * the milter's decisions depend on it: with ConfirmCommits on, the retry
+ * the milter's decisions depend on it. With ConfirmCommits on, the retry
  * of an accepted message that the log has not yet shown committed gets
- * 451, so a follower that is not running makes every such retry wait for
- * ConfirmTimeout. A separate service could be forgotten or fall behind;
+ * 451. A follower that is not running therefore makes every such retry
+ * wait for ConfirmTimeout. A separate service could be forgotten or fall behind;
  * one service is simpler to run. The thread opens its own ledger handle,
  * because a struct ledger serves one thread at a time.
  *
@@ -33,7 +33,7 @@
 /* Poll interval for growth of the log, in milliseconds. */
 #define FOLLOW_POLL_MS 200
 
-/* What a follower has done since it was created. */
+/* Counters of a follower since it was created. */
 struct follow_counts {
 	uint64_t lines;       /* complete lines read */
 	uint64_t events;      /* lines applied with ledger_apply_queue_event */

@@ -2,8 +2,8 @@
  * maillog - parse one line of the Postfix mail log.
  *
  *	maillog_parse	splits a line into timestamp, program, pid and queue
- *			id, and says whether it is one of the few lines that
- *			tell what became of a queue file.
+ *			id, and classifies the few lines that report what
+ *			became of a queue file.
  *
  * Lines look like this (Postfix 3.7, maillog_file or syslog):
  *
@@ -62,7 +62,7 @@
 #define LINE_MAX_PARSED 8192
 
 static const char *const month_names[12] = {
-	"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 };
 
 /* parse_digits - read exactly n digits at *pp; -1 if they are not there. */
@@ -160,7 +160,7 @@ static const char *parse_rfc3339_time(const char *p, int64_t *when)
 		for (p++; isdigit((unsigned char)*p); p++)
 			continue;
 
-	/* The offset says how far local time is ahead of UTC. */
+	/* The offset is how far local time is ahead of UTC. */
 	if (*p == 'Z') {
 		p++;
 		off_h = off_m = 0;
@@ -300,7 +300,10 @@ static int is_complete_envelope(const char *p)
 static enum maillog_event classify_cleanup(const char *p, struct maillog_record *rec)
 {
 	static const char *const prefixes[] = {
-		"milter-reject: ", "milter-discard: ", "reject: ", "discard: ",
+	        "milter-reject: ",
+	        "milter-discard: ",
+	        "reject: ",
+	        "discard: ",
 	};
 	const char *envelope;
 
@@ -356,8 +359,10 @@ static enum maillog_event classify_delivery(const char *p, struct maillog_record
 		const char *word;
 		enum maillog_event event;
 	} statuses[] = {
-		{"sent", MAILLOG_DELIVERED},     {"bounced", MAILLOG_BOUNCED},
-		{"expired", MAILLOG_BOUNCED},    {"deferred", MAILLOG_DEFERRED},
+	        {"sent", MAILLOG_DELIVERED},
+	        {"bounced", MAILLOG_BOUNCED},
+	        {"expired", MAILLOG_BOUNCED},
+	        {"deferred", MAILLOG_DEFERRED},
 	};
 	const char *dsn, *dsn_end, *status, *open;
 	size_t len;
@@ -415,7 +420,7 @@ static const char *parse_header(const char *p, time_t now, struct maillog_record
 
 /* maillog_parse - parse one log line into *rec. */
 enum maillog_event maillog_parse(const char *line, size_t len, time_t now,
-				 struct maillog_record *rec)
+                                 struct maillog_record *rec)
 {
 	char copy[LINE_MAX_PARSED];
 	const char *p, *daemon;

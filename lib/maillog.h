@@ -2,7 +2,7 @@
  * maillog - parse one line of the Postfix mail log.
  *
  * A pure function of its input and the current time: no I/O, no global
- * state, safe in any thread. See maillog.c for the line formats it knows.
+ * state, safe in any thread. maillog.c lists the line formats it parses.
  */
 #ifndef MAILONCE_MAILLOG_H
 #define MAILONCE_MAILLOG_H
@@ -14,11 +14,11 @@
 #include "ledger.h"
 
 #define MAILLOG_PROGRAM_MAX 64
-#define MAILLOG_DSN_MAX	    15
+#define MAILLOG_DSN_MAX     15
 #define MAILLOG_TEXT_MAX    512
 
 enum maillog_event {
-	MAILLOG_NONE,          /* any line that says nothing about a commit or delivery */
+	MAILLOG_NONE,          /* any line not about a commit or a delivery */
 	MAILLOG_COMMITTED,     /* qmgr "from=<...>, size=N, nrcpt=N (queue active)" */
 	MAILLOG_NOT_COMMITTED, /* cleanup rejected or discarded the message */
 	MAILLOG_DELIVERED,     /* "status=sent" */
@@ -43,7 +43,7 @@ struct maillog_record {
  * year that classic syslog timestamps leave out.
  */
 enum maillog_event maillog_parse(const char *line, size_t len, time_t now,
-				 struct maillog_record *rec);
+                                 struct maillog_record *rec);
 
 /* maillog_event_name - "committed", "delivered", ... for log lines and tests. */
 const char *maillog_event_name(enum maillog_event event);

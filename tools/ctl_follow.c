@@ -6,9 +6,9 @@
  *		ledger which queue ids were committed, never committed,
  *		delivered, bounced or deferred, from where the last run
  *		stopped. Without --once it keeps following the log until
- *		SIGINT or SIGTERM, as the thread of mailonce-milter does;
- *		with --once it reads to the end of the log, prints what it
- *		did and exits.
+ *		SIGINT or SIGTERM, as the thread of mailonce-milter does.
+ *		With --once it reads to the end of the log, prints its
+ *		counters and exits.
  *
  * Run it by hand only when mailonce-milter does not follow the log
  * itself: two followers of one log apply each line once between them but
@@ -60,8 +60,8 @@ static void follow_catch_signals(void)
 int ctl_cmd_follow(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"once", no_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0},
+	        {"once", no_argument, NULL, 'o'},
+	        {NULL, 0, NULL, 0},
 	};
 	const struct follow_counts *counts;
 	struct follower *follower;
@@ -70,25 +70,28 @@ int ctl_cmd_follow(struct ctl *ctl, int argc, char **argv)
 	int once = 0, ch, ret;
 
 	optind = 1;
+	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (ch != 'o')
-			return ctl_usage_error("follow", FOLLOW_USAGE, "unknown option");
+			return ctl_usage_error("follow", FOLLOW_USAGE, "unknown option \"%s\"",
+			                       argv[optind - 1]);
 		once = 1;
 	}
 	if (optind < argc)
 		return ctl_usage_error("follow", FOLLOW_USAGE, "unexpected argument \"%s\"",
-				       argv[optind]);
+		                       argv[optind]);
 
 	conf = ctl_need_conf(ctl);
 	if (conf->mail_log == NULL || conf->mail_log[0] == '\0') {
-		fprintf(stderr, "mailoncectl follow: MailLog is not set in %s; set it to the "
-				"Postfix log (maillog_file or the syslog file)\n",
-			ctl->conf_path);
+		fprintf(stderr,
+		        "mailoncectl follow: MailLog is not set in %s; set it to the "
+		        "Postfix log (maillog_file or the syslog file)\n",
+		        ctl->conf_path);
 		return EX_CONFIG;
 	}
 	if (once && stat(conf->mail_log, &st) < 0) {
 		fprintf(stderr, "mailoncectl follow: MailLog %s: %s\n", conf->mail_log,
-			strerror(errno));
+		        strerror(errno));
 		return EX_NOINPUT;
 	}
 

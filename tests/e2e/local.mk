@@ -27,3 +27,7 @@ endif
 EXTRA_DIST += tests/e2e/miltertest/run.sh tests/e2e/miltertest/common.lua \
 	tests/e2e/miltertest/milter.lua tests/e2e/miltertest/duplicate.lua \
 	tests/e2e/miltertest/locked.lua
+
+# Crash safety of mailoncectl send and restart, and the demonstration script.
+EXTRA_DIST += tests/e2e/test_send_restart.py tests/e2e/mailing_helpers.py \
+	tests/demo/run-mailing.sh tests/demo/run-mailing.py

@@ -9,7 +9,9 @@ it, so restarting the milter rereads the same file.
 """
 
 import csv
+import glob
 import os
+import re
 import signal
 import subprocess
 import time
@@ -25,6 +27,9 @@ EX_OK = 0
 EX_DATAERR = 65
 EX_TEMPFAIL = 75
 
+# A report of AddressSanitizer, LeakSanitizer or UBSan (a build with --enable-asan).
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:")
+
 SIMPLE_TEMPLATE = (
     "From: Sender <sender@example.test>\n"
     "To: {{name}} <{{email}}>\n"
@@ -38,10 +43,11 @@ SIMPLE_TEMPLATE = (
 class Mailer:
     """mailoncectl for one Stack: create, send, kill, restart and verify mailings.
 
-    settings: extra mailonce.conf keys for mailoncectl only (the milter
-    keeps its file). LeaseTime defaults to 1s so that a restart after a
-    killed sender waits about a second for the dead sender's lease, not
-    the default minute.
+    settings: extra mailonce.conf keys for mailoncectl only, because the
+    milter keeps its own file. LeaseTime defaults to 1s here, so a restart
+    after a killed sender waits about a second for the dead sender's
+    lease instead of a minute. RetryDelay defaults to 1s, so a 4xx retry
+    comes within seconds.
     """
 
     def __init__(self, stack, settings=None):
@@ -71,8 +77,18 @@ class Mailer:
     def ctl(self, *args, check=False, timeout=120):
         """Run mailoncectl -c CONF ARGS and return the CompletedProcess."""
         argv = [self.milter.ctl_program, "-c", self.conf_path, *args]
-        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=timeout, check=check, close_fds=True)
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=timeout, check=check, close_fds=True)
+        assert not SANITIZER_REPORT.search(r.stderr), (
+            f"sanitizer report from mailoncectl {' '.join(args)}:\n{r.stderr}")
+        return r
+
+    def check_sanitizers(self):
+        """Assert that no background mailoncectl wrote a sanitizer report to its log."""
+        for path in glob.glob(os.path.join(self.workdir, "*.log")):
+            with open(path, errors="replace") as f:
+                text = f.read()
+            assert not SANITIZER_REPORT.search(text), f"sanitizer report in {path}:\n{text}"
 
     def start_send(self, mailing, *args):
         """Start "mailoncectl send MAILING ARGS" in the background; return its Popen."""
@@ -103,9 +119,14 @@ class Mailer:
 
     def kill(self, proc):
         """SIGKILL a sender started here and reap it; return True if it was still running."""
+        # Popen can return before the child has called exec, while
+        # /proc/PID/comm still names python3; wait for the exec first.
+        wait_for(lambda: proc.poll() is not None
+                 or harness.pid_comm(proc.pid) == "mailoncectl", 5)
         if proc.poll() is not None:
             return False
-        harness.signal_pid(proc.pid, signal.SIGKILL, "mailoncectl")
+        assert harness.signal_pid(proc.pid, signal.SIGKILL, "mailoncectl"), (
+            f"mailoncectl pid {proc.pid} is {harness.pid_comm(proc.pid)}, not mailoncectl")
         proc.wait(10)
         return proc.returncode == -signal.SIGKILL
 
@@ -123,6 +144,38 @@ class Mailer:
             f"mailoncectl restart exited {r.returncode}, expected {expect}:\n"
             f"{r.stdout}{r.stderr}")
         return r
+
+    def follow_once(self):
+        """Apply the Postfix log to the ledger ("mailoncectl follow --once")."""
+        r = self.ctl("follow", "--once")
+        assert r.returncode == EX_OK, (
+            f"mailoncectl follow --once exited {r.returncode}:\n{r.stdout}{r.stderr}")
+        return r
+
+    def finish(self, rounds=5):
+        """Run "mailoncectl restart" until it exits 0; return the outputs of each round.
+
+        A seq whose 250 the killed sender never read stays accepted after
+        the restart helper resends it (the milter discards the copy as a
+        duplicate), until the Postfix log shows the first copy committed.
+        So with MailLog set, each round first applies the log, after the
+        Postfix queue has drained, and the restart helper then completes
+        the mailing. Without MailLog a single round must do.
+        """
+        outputs = []
+        follow = bool(self.settings.get("MailLog"))
+        for _ in range(rounds if follow else 1):
+            if follow:
+                self.stack.settle(30)
+                self.follow_once()
+            r = self.ctl("restart")
+            outputs.append(r.stdout + r.stderr)
+            if r.returncode == EX_OK:
+                return outputs
+            assert r.returncode == EX_TEMPFAIL, (
+                f"mailoncectl restart exited {r.returncode}:\n{r.stdout}{r.stderr}")
+        raise AssertionError("mailoncectl restart did not complete the mailings:\n" +
+                             "\n".join(outputs))
 
     # Mailings.
 
@@ -175,11 +228,28 @@ class Mailer:
         copies = self.stack.sink.copies()
 
         wrong = {a: copies.get(a.lower(), 0) for a in expected if copies.get(a.lower(), 0) != 1}
-        assert not wrong, f"{len(wrong)} recipients without exactly 1 copy: {dict(list(wrong.items())[:20])}"
+        assert not wrong, (f"{len(wrong)} recipients without exactly 1 copy: "
+                           f"{self.describe(mailing, list(wrong.items())[:10])}")
         leaked = {a: copies[a.lower()] for a in list(skipped) + list(errors) if a.lower() in copies}
         assert not leaked, f"skipped or refused recipients reached the sink: {leaked}"
 
         self.verify_ledger(mailing, expected, skipped, errors)
+        self.check_sanitizers()
+
+    def describe(self, mailing, address_copies):
+        """Return, per (address, copies), its ledger status and the milter's decisions."""
+        ledger = self.ledger()
+        by_address = {r["address"].lower(): r for r in ledger.recipients(mailing)}
+        lines = []
+        for address, count in address_copies:
+            row = by_address.get(address.lower())
+            if row is None:
+                lines.append(f"{address}: {count} copies, not in the ledger")
+                continue
+            decisions = ledger.decisions(mailing, row["seq"])
+            lines.append(f"{address}: {count} copies, seq {row['seq']} status {row['status']}"
+                         f" queue_id {row['queue_id']} milter decisions {decisions}")
+        return "\n" + "\n".join(lines)
 
     def verify_ledger(self, mailing, expected, skipped=(), errors=()):
         ledger = self.ledger()

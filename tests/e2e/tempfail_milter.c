@@ -1,5 +1,5 @@
 /*
- * tempfail_milter - a test milter that answers 451 to the first attempt
+ * tempfail_milter - a test milter that replies 451 to the first attempt
  * of each tracked message and passes every later one.
  *
  * Usage: tempfail_milter inet:PORT@127.0.0.1
@@ -8,9 +8,10 @@
  * a message that mailonce-milter has already accepted: the case where
  * the queue file is never committed although our milter passed it.
  * A message is known by the m= and s= values of its Mailonce-Token
- * header, which this milter sees in the header stage, before
- * mailonce-milter strips the header at end of message. Mail without the
- * header passes untouched. The attempts seen are kept in memory only.
+ * header. Postfix gives each milter the message as the milters before it
+ * left it, so the header is there only with StripToken no in
+ * mailonce.conf. Mail without the header passes untouched. The attempts
+ * seen are kept in memory only.
  */
 #include <libmilter/mfapi.h>
 #include <pthread.h>
@@ -106,16 +107,17 @@ static sfsistat on_abort(SMFICTX *ctx)
 int main(int argc, char **argv)
 {
 	struct smfiDesc desc = {
-		.xxfi_name = "tempfail_milter",
-		.xxfi_version = SMFI_VERSION,
-		.xxfi_flags = 0,
-		.xxfi_header = on_header,
-		.xxfi_eom = on_eom,
-		.xxfi_abort = on_abort,
-		.xxfi_close = on_abort,
+	        .xxfi_name = "tempfail_milter",
+	        .xxfi_version = SMFI_VERSION,
+	        .xxfi_flags = 0,
+	        .xxfi_header = on_header,
+	        .xxfi_eom = on_eom,
+	        .xxfi_abort = on_abort,
+	        .xxfi_close = on_abort,
 	};
 
-	if (argc != 2 || strncmp(argv[1], "inet:", 5) != 0 || strstr(argv[1], "@127.0.0.1") == NULL) {
+	if (argc != 2 || strncmp(argv[1], "inet:", 5) != 0 ||
+	    strstr(argv[1], "@127.0.0.1") == NULL) {
 		fprintf(stderr, "usage: tempfail_milter inet:PORT@127.0.0.1\n");
 		return 64;
 	}

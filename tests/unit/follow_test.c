@@ -3,9 +3,9 @@
  * SQLite ledger in a temporary directory.
  *
  * Each test creates a mailing of three recipients, records an accepted
- * handoff for each (queue ids QID1..QID3, a few seconds ago), writes log
+ * handoff for each (queue ids 4AAAA0001 to 4AAAA0003, a few seconds ago), writes log
  * lines in the maillog_file format about them, and checks what the
- * follower read (its counts), what the ledger holds (recipient status,
+ * follower read (its counts), what the ledger contains (recipient status,
  * mailing counters) and the saved position. A restart is a new follower
  * on the same ledger.
  */
@@ -25,12 +25,13 @@
 #include <cmocka.h>
 
 #include "alloc.h"
+#include "conf.h"
 #include "follow.h"
 #include "ledger.h"
 #include "log.h"
 
 #define MAILING "m-follow"
-#define DIGEST "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define DIGEST  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 static const char *const queue_ids[] = {"4AAAA0001", "4AAAA0002", "4AAAA0003"};
 static const char *const rcpts[] = {"a@example.com", "b@example.com", "c@example.com"};
@@ -66,8 +67,8 @@ static int setup(void **state)
 		nr[i].reason = NULL;
 	}
 	assert_int_equal(ledger_mailing_create(f->ledger, MAILING, "srv1", "Subject: t\n\nx\n",
-					       "sender@example.test", DIGEST, nr, 3, &existed),
-			 LEDGER_OK);
+	                                       "sender@example.test", DIGEST, nr, 3, &existed),
+	                 LEDGER_OK);
 	assert_int_equal(ledger_mailing_set_state(f->ledger, MAILING, MAILING_SENDING), LEDGER_OK);
 
 	/* Accepted a few seconds before the log lines that follow. */
@@ -127,7 +128,7 @@ static char *line(const struct fixture *f, const char *program, int i, const cha
 	localtime_r(&f->now, &tm);
 	strftime(stamp, sizeof(stamp), "%b %d %H:%M:%S", &tm);
 	return xasprintf("%s mx postfix/%s[%d]: %s: %s\n", stamp, program, 100 + i, queue_ids[i],
-			 rest);
+	                 rest);
 }
 
 static void append_line(const struct fixture *f, const char *program, int i, const char *rest)
@@ -139,13 +140,16 @@ static void append_line(const struct fixture *f, const char *program, int i, con
 }
 
 #define COMMITTED "from=<sender@example.test>, size=360, nrcpt=1 (queue active)"
-#define SENT "to=<x@example.com>, relay=127.0.0.1[127.0.0.1]:24536, delay=0.1, dsn=2.0.0, " \
-	     "status=sent (250 2.0.0 Ok)"
-#define BOUNCED "to=<x@example.com>, relay=127.0.0.1[127.0.0.1]:24536, delay=0.1, " \
-		"dsn=5.1.1, status=bounced (host 127.0.0.1[127.0.0.1] said: 550 5.1.1 " \
-		"Recipient unknown (in reply to RCPT TO command))"
-#define DEFERRED "to=<x@example.com>, relay=none, delay=0.1, dsn=4.4.1, status=deferred " \
-		 "(connect to 127.0.0.1[127.0.0.1]:24536: Connection refused)"
+#define SENT                                                                                       \
+	"to=<x@example.com>, relay=127.0.0.1[127.0.0.1]:24536, delay=0.1, dsn=2.0.0, "             \
+	"status=sent (250 2.0.0 Ok)"
+#define BOUNCED                                                                                    \
+	"to=<x@example.com>, relay=127.0.0.1[127.0.0.1]:24536, delay=0.1, "                        \
+	"dsn=5.1.1, status=bounced (host 127.0.0.1[127.0.0.1] said: 550 5.1.1 "                    \
+	"Recipient unknown (in reply to RCPT TO command))"
+#define DEFERRED                                                                                   \
+	"to=<x@example.com>, relay=none, delay=0.1, dsn=4.4.1, status=deferred "                   \
+	"(connect to 127.0.0.1[127.0.0.1]:24536: Connection refused)"
 #define NOISE "Dec  4 20:05:02 mx postfix/smtpd[7]: connect from unknown[127.0.0.1]\n"
 
 static enum rcpt_status status_of(const struct fixture *f, uint64_t seq)
@@ -170,7 +174,7 @@ static void assert_counters(const struct fixture *f, int64_t delivered, int64_t 
 	assert_int_equal(m.num_sent, 3);
 	ledger_mailing_clear(&m);
 	assert_int_equal(ledger_check_counters(f->ledger, MAILING, NULL, NULL, &mismatches),
-			 LEDGER_OK);
+	                 LEDGER_OK);
 	assert_int_equal(mismatches, 0);
 }
 
@@ -182,7 +186,7 @@ static void assert_saved_at_end(const struct fixture *f)
 
 	assert_int_equal(stat(f->log, &st), 0);
 	assert_int_equal(ledger_log_position(f->ledger, f->log, &inode, &offset, &line_time),
-			 LEDGER_OK);
+	                 LEDGER_OK);
 	assert_int_equal(inode, (uint64_t)st.st_ino);
 	assert_int_equal(offset, (uint64_t)st.st_size);
 }
@@ -380,17 +384,50 @@ static void missing_log_fails(void **state)
 	assert_int_equal(follower_counts(f->follower)->lines, 0);
 }
 
+static void thread_follows_log(void **state)
+{
+	struct fixture *f = *state;
+	struct timespec pause = {0, 50 * 1000000L};
+	struct conf conf;
+	char err[256];
+	int i;
+
+	conf_init(&conf);
+	conf.database = xstrdup(f->db);
+	conf.mail_log = xstrdup(f->log);
+	append_line(f, "qmgr", 0, COMMITTED);
+	assert_int_equal(follow_start(&conf, err, sizeof(err)), 0);
+	assert_int_equal(follow_start(&conf, err, sizeof(err)), -1);
+
+	/* The thread polls every FOLLOW_POLL_MS; give it up to 10 s. */
+	append_line(f, "smtp", 0, SENT);
+	for (i = 0; i < 200 && status_of(f, 1) != RCPT_DELIVERED; i++)
+		nanosleep(&pause, NULL);
+	follow_stop();
+	assert_int_equal(status_of(f, 1), RCPT_DELIVERED);
+	assert_saved_at_end(f);
+
+	/* Stopping again does nothing; without MailLog it does not start. */
+	follow_stop();
+	free(conf.mail_log);
+	conf.mail_log = NULL;
+	assert_int_equal(follow_start(&conf, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "MailLog"));
+	conf_free(&conf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(outcomes_applied, setup, teardown),
-		cmocka_unit_test_setup_teardown(restart_resumes_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(partial_line_waits, setup, teardown),
-		cmocka_unit_test_setup_teardown(rotation_by_rename, setup, teardown),
-		cmocka_unit_test_setup_teardown(rotation_waits_for_writer, setup, teardown),
-		cmocka_unit_test_setup_teardown(truncation_starts_over, setup, teardown),
-		cmocka_unit_test_setup_teardown(unknown_queue_id_skipped, setup, teardown),
-		cmocka_unit_test_setup_teardown(missing_log_fails, setup, teardown),
+	        cmocka_unit_test_setup_teardown(outcomes_applied, setup, teardown),
+	        cmocka_unit_test_setup_teardown(restart_resumes_once, setup, teardown),
+	        cmocka_unit_test_setup_teardown(partial_line_waits, setup, teardown),
+	        cmocka_unit_test_setup_teardown(rotation_by_rename, setup, teardown),
+	        cmocka_unit_test_setup_teardown(rotation_waits_for_writer, setup, teardown),
+	        cmocka_unit_test_setup_teardown(truncation_starts_over, setup, teardown),
+	        cmocka_unit_test_setup_teardown(unknown_queue_id_skipped, setup, teardown),
+	        cmocka_unit_test_setup_teardown(missing_log_fails, setup, teardown),
+	        cmocka_unit_test_setup_teardown(thread_follows_log, setup, teardown),
 	};
 
 	log_init("follow_test", LOG_DEST_STDERR, 0);

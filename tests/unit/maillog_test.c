@@ -127,9 +127,9 @@ static void qmgr_committed_line(void **state)
 
 	(void)state;
 	assert_int_equal(parse("Dec 04 20:05:02 mx postfix/qmgr[9918]: 466ADA723D9: "
-			       "from=<sender@example.test>, size=360, nrcpt=1 (queue active)",
-			       &rec),
-			 MAILLOG_COMMITTED);
+	                       "from=<sender@example.test>, size=360, nrcpt=1 (queue active)",
+	                       &rec),
+	                 MAILLOG_COMMITTED);
 	assert_int_equal(rec.event, MAILLOG_COMMITTED);
 	assert_string_equal(rec.queue_id, "466ADA723D9");
 	assert_string_equal(rec.program, "postfix/qmgr");
@@ -143,11 +143,11 @@ static void smtp_sent_line(void **state)
 
 	(void)state;
 	assert_int_equal(parse("Dec 04 20:05:02 mx postfix/smtp[10364]: 466ADA723D9: "
-			       "to=<a@example.com>, relay=127.0.0.1[127.0.0.1]:24536, "
-			       "delay=0.08, delays=0.06/0.02/0/0, dsn=2.0.0, status=sent "
-			       "(250 2.0.0 Ok)",
-			       &rec),
-			 MAILLOG_DELIVERED);
+	                       "to=<a@example.com>, relay=127.0.0.1[127.0.0.1]:24536, "
+	                       "delay=0.08, delays=0.06/0.02/0/0, dsn=2.0.0, status=sent "
+	                       "(250 2.0.0 Ok)",
+	                       &rec),
+	                 MAILLOG_DELIVERED);
 	assert_string_equal(rec.queue_id, "466ADA723D9");
 	assert_string_equal(rec.program, "postfix/smtp");
 	assert_string_equal(rec.dsn, "2.0.0");
@@ -160,16 +160,16 @@ static void smtp_bounced_line(void **state)
 
 	(void)state;
 	assert_int_equal(parse("Dec 04 20:05:33 mx postfix/smtp[10364]: B88F7A72341: "
-			       "to=<bounce@example.com>, relay=127.0.0.1[127.0.0.1]:24536, "
-			       "delay=0.06, delays=0.04/0/0/0.01, dsn=5.1.1, status=bounced "
-			       "(host 127.0.0.1[127.0.0.1] said: 550 5.1.1 Recipient unknown "
-			       "(in reply to RCPT TO command))",
-			       &rec),
-			 MAILLOG_BOUNCED);
+	                       "to=<bounce@example.com>, relay=127.0.0.1[127.0.0.1]:24536, "
+	                       "delay=0.06, delays=0.04/0/0/0.01, dsn=5.1.1, status=bounced "
+	                       "(host 127.0.0.1[127.0.0.1] said: 550 5.1.1 Recipient unknown "
+	                       "(in reply to RCPT TO command))",
+	                       &rec),
+	                 MAILLOG_BOUNCED);
 	assert_string_equal(rec.queue_id, "B88F7A72341");
 	assert_string_equal(rec.dsn, "5.1.1");
 	assert_string_equal(rec.text, "host 127.0.0.1[127.0.0.1] said: 550 5.1.1 Recipient "
-				      "unknown (in reply to RCPT TO command)");
+	                              "unknown (in reply to RCPT TO command)");
 }
 
 static void smtp_deferred_line(void **state)
@@ -178,11 +178,11 @@ static void smtp_deferred_line(void **state)
 
 	(void)state;
 	assert_int_equal(parse("Dec 04 20:05:41 mx postfix/smtp[10364]: ADDC9A724D1: "
-			       "to=<defer@example.com>, relay=none, delay=0.05, "
-			       "delays=0.05/0/0/0, dsn=4.4.1, status=deferred (connect to "
-			       "127.0.0.1[127.0.0.1]:24536: Connection refused)",
-			       &rec),
-			 MAILLOG_DEFERRED);
+	                       "to=<defer@example.com>, relay=none, delay=0.05, "
+	                       "delays=0.05/0/0/0, dsn=4.4.1, status=deferred (connect to "
+	                       "127.0.0.1[127.0.0.1]:24536: Connection refused)",
+	                       &rec),
+	                 MAILLOG_DEFERRED);
 	assert_string_equal(rec.dsn, "4.4.1");
 	assert_string_equal(rec.text, "connect to 127.0.0.1[127.0.0.1]:24536: Connection refused");
 }
@@ -193,9 +193,9 @@ static void qmgr_expired_line(void **state)
 
 	(void)state;
 	assert_int_equal(parse("Dec 04 20:06:52 mx postfix-test/qmgr[13180]: ADDC9A724D1: "
-			       "from=<sender@example.test>, status=expired, returned to sender",
-			       &rec),
-			 MAILLOG_BOUNCED);
+	                       "from=<sender@example.test>, status=expired, returned to sender",
+	                       &rec),
+	                 MAILLOG_BOUNCED);
 	assert_string_equal(rec.queue_id, "ADDC9A724D1");
 	assert_string_equal(rec.program, "postfix-test/qmgr");
 	assert_string_equal(rec.text, "expired, returned to sender");
@@ -208,20 +208,21 @@ static void cleanup_milter_reject_lines(void **state)
 
 	(void)state;
 	assert_int_equal(parse("Dec 04 20:05:08 mx postfix/cleanup[10350]: DE805A7209A: "
-			       "milter-reject: END-OF-MESSAGE from unknown[127.0.0.1]: 4.7.1 "
-			       "test tempfail; from=<sender@example.test> "
-			       "to=<tempfail@example.com> proto=ESMTP helo=<[127.0.0.1]>",
-			       &rec),
-			 MAILLOG_NOT_COMMITTED);
+	                       "milter-reject: END-OF-MESSAGE from unknown[127.0.0.1]: 4.7.1 "
+	                       "test tempfail; from=<sender@example.test> "
+	                       "to=<tempfail@example.com> proto=ESMTP helo=<[127.0.0.1]>",
+	                       &rec),
+	                 MAILLOG_NOT_COMMITTED);
 	assert_string_equal(rec.queue_id, "DE805A7209A");
-	assert_string_equal(rec.text, "END-OF-MESSAGE from unknown[127.0.0.1]: 4.7.1 test tempfail");
+	assert_string_equal(rec.text,
+	                    "END-OF-MESSAGE from unknown[127.0.0.1]: 4.7.1 test tempfail");
 
 	assert_int_equal(parse("Dec 04 20:05:08 mx postfix/cleanup[10350]: AD32AA7209A: "
-			       "milter-reject: END-OF-MESSAGE from unknown[127.0.0.1]: 5.7.1 "
-			       "test reject; from=<sender@example.test> "
-			       "to=<reject@example.com> proto=ESMTP helo=<[127.0.0.1]>",
-			       &rec),
-			 MAILLOG_NOT_COMMITTED);
+	                       "milter-reject: END-OF-MESSAGE from unknown[127.0.0.1]: 5.7.1 "
+	                       "test reject; from=<sender@example.test> "
+	                       "to=<reject@example.com> proto=ESMTP helo=<[127.0.0.1]>",
+	                       &rec),
+	                 MAILLOG_NOT_COMMITTED);
 	assert_string_equal(rec.queue_id, "AD32AA7209A");
 	assert_string_equal(rec.text, "END-OF-MESSAGE from unknown[127.0.0.1]: 5.7.1 test reject");
 }
@@ -232,23 +233,23 @@ static void cleanup_discard_and_hold(void **state)
 
 	(void)state;
 	assert_int_equal(parse("Dec 04 20:07:47 mx postfix-test/cleanup[13228]: "
-			       "4jh2bl0lgzz1bY75: milter-discard: END-OF-MESSAGE from "
-			       "unknown[127.0.0.1]: milter triggers DISCARD action; "
-			       "from=<sender@example.test> to=<longdisc@example.com> "
-			       "proto=ESMTP helo=<[127.0.0.1]>",
-			       &rec),
-			 MAILLOG_NOT_COMMITTED);
+	                       "4jh2bl0lgzz1bY75: milter-discard: END-OF-MESSAGE from "
+	                       "unknown[127.0.0.1]: milter triggers DISCARD action; "
+	                       "from=<sender@example.test> to=<longdisc@example.com> "
+	                       "proto=ESMTP helo=<[127.0.0.1]>",
+	                       &rec),
+	                 MAILLOG_NOT_COMMITTED);
 	assert_string_equal(rec.queue_id, "4jh2bl0lgzz1bY75");
 	assert_string_equal(rec.program, "postfix-test/cleanup");
 
 	/* A held message is committed to the hold queue. */
 	assert_int_equal(parse("Dec 04 20:07:47 mx postfix-test/cleanup[13228]: "
-			       "4jh2bl1twGz1bY75: milter-hold: END-OF-MESSAGE from "
-			       "unknown[127.0.0.1]: milter triggers HOLD action; "
-			       "from=<sender@example.test> to=<longhold@example.com> "
-			       "proto=ESMTP helo=<[127.0.0.1]>",
-			       &rec),
-			 MAILLOG_NONE);
+	                       "4jh2bl1twGz1bY75: milter-hold: END-OF-MESSAGE from "
+	                       "unknown[127.0.0.1]: milter triggers HOLD action; "
+	                       "from=<sender@example.test> to=<longhold@example.com> "
+	                       "proto=ESMTP helo=<[127.0.0.1]>",
+	                       &rec),
+	                 MAILLOG_NONE);
 	assert_string_equal(rec.queue_id, "4jh2bl1twGz1bY75");
 	assert_string_equal(rec.text, "");
 }
@@ -259,56 +260,56 @@ static void long_id_and_syslog_name(void **state)
 
 	(void)state;
 	assert_int_equal(parse("Dec 04 20:07:54 mx postfix-test/smtp[14432]: 4jh2bk6gWyz1bY5R: "
-			       "to=<longok@example.com>, relay=127.0.0.1[127.0.0.1]:24536, "
-			       "delay=7.9, delays=7.9/0/0/0, dsn=2.0.0, status=sent "
-			       "(250 2.0.0 Ok)",
-			       &rec),
-			 MAILLOG_DELIVERED);
+	                       "to=<longok@example.com>, relay=127.0.0.1[127.0.0.1]:24536, "
+	                       "delay=7.9, delays=7.9/0/0/0, dsn=2.0.0, status=sent "
+	                       "(250 2.0.0 Ok)",
+	                       &rec),
+	                 MAILLOG_DELIVERED);
 	assert_string_equal(rec.queue_id, "4jh2bk6gWyz1bY5R");
 	assert_string_equal(rec.program, "postfix-test/smtp");
 
 	/* A syslog_name with a slash, as in master.cf "-o syslog_name=postfix/submission". */
 	assert_int_equal(parse("Dec 04 20:07:54 mx postfix/submission/qmgr[1]: "
-			       "4jh2bk6gWyz1bY5R: from=<a@b>, size=1, nrcpt=1 (queue active)",
-			       &rec),
-			 MAILLOG_COMMITTED);
+	                       "4jh2bk6gWyz1bY5R: from=<a@b>, size=1, nrcpt=1 (queue active)",
+	                       &rec),
+	                 MAILLOG_COMMITTED);
 	assert_string_equal(rec.program, "postfix/submission/qmgr");
 }
 
 static void lines_of_no_interest(void **state)
 {
 	static const char *const lines[] = {
-		"Dec 04 20:05:02 mx postfix/qmgr[9918]: 466ADA723D9: removed",
-		"Dec 04 20:05:02 mx postfix/smtpd[10347]: 466ADA723D9: client=unknown[127.0.0.1]",
-		"Dec 04 20:05:02 mx postfix/cleanup[10350]: 466ADA723D9: "
-		"message-id=<20261204200502.466ADA723D9@mx.test>",
-		"Dec 04 20:05:33 mx postfix/bounce[12299]: B88F7A72341: sender non-delivery "
-		"notification: C6211A72454",
-		"Dec 04 20:05:02 mx postfix/smtpd[10347]: error: open database /etc/aliases.db: "
-		"No such file or directory",
-		"Dec 04 20:05:02 mx postfix/smtpd[10347]: NOQUEUE: reject: RCPT from "
-		"unknown[127.0.0.1]: 554 5.7.1 <x@y>: Relay access denied; from=<a@b> "
-		"to=<x@y> proto=ESMTP helo=<h>",
-		/* smtpd refuses one RCPT; the message may still be committed for others. */
-		"Dec 04 20:05:02 mx postfix/smtpd[10347]: 466ADA723D9: reject: RCPT from "
-		"unknown[127.0.0.1]: 550 5.1.1 <x@y>: Recipient address rejected; "
-		"from=<a@b> to=<x@y> proto=ESMTP helo=<h>",
-		"Dec 04 20:05:02 mx sshd[411]: Accepted publickey for root from 127.0.0.1",
-		"Dec 04 20:05:02 mx kernel: [ 1.000000] Linux version 6.1",
-		"Dec 04 20:05:02 mx opendkim[77]: 466ADA723D9: to=<a@b>, dsn=2.0.0, "
-		"status=sent (250 2.0.0 Ok)",
-		"Dec 04 20:05:02 mx postfix/qmgr[9918]: warning: 466ADA723D9: from=<a@b>, "
-		"size=1, nrcpt=1 (queue active)",
-		"Dec 04 20:05:02 mx postfix/smtp[10364]: 466ADA723D9: to=<a@b>, dsn=2.0.0, "
-		"status=deliverable (250 2.0.0 Ok)",
-		"",
-		"garbage",
-		"Dec 04 20:05:02",
-		"Dec 04 20:05:02 mx",
-		"Xyz 04 20:05:02 mx postfix/qmgr[9918]: 466ADA723D9: from=<a@b>, size=1, "
-		"nrcpt=1 (queue active)",
-		"Dec 04 25:05:02 mx postfix/qmgr[9918]: 466ADA723D9: from=<a@b>, size=1, "
-		"nrcpt=1 (queue active)",
+	        "Dec 04 20:05:02 mx postfix/qmgr[9918]: 466ADA723D9: removed",
+	        "Dec 04 20:05:02 mx postfix/smtpd[10347]: 466ADA723D9: client=unknown[127.0.0.1]",
+	        "Dec 04 20:05:02 mx postfix/cleanup[10350]: 466ADA723D9: "
+	        "message-id=<20261204200502.466ADA723D9@mx.test>",
+	        "Dec 04 20:05:33 mx postfix/bounce[12299]: B88F7A72341: sender non-delivery "
+	        "notification: C6211A72454",
+	        "Dec 04 20:05:02 mx postfix/smtpd[10347]: error: open database /etc/aliases.db: "
+	        "No such file or directory",
+	        "Dec 04 20:05:02 mx postfix/smtpd[10347]: NOQUEUE: reject: RCPT from "
+	        "unknown[127.0.0.1]: 554 5.7.1 <x@y>: Relay access denied; from=<a@b> "
+	        "to=<x@y> proto=ESMTP helo=<h>",
+	        /* smtpd refuses one RCPT; the message may still be committed for others. */
+	        "Dec 04 20:05:02 mx postfix/smtpd[10347]: 466ADA723D9: reject: RCPT from "
+	        "unknown[127.0.0.1]: 550 5.1.1 <x@y>: Recipient address rejected; "
+	        "from=<a@b> to=<x@y> proto=ESMTP helo=<h>",
+	        "Dec 04 20:05:02 mx sshd[411]: Accepted publickey for root from 127.0.0.1",
+	        "Dec 04 20:05:02 mx kernel: [ 1.000000] Linux version 6.1",
+	        "Dec 04 20:05:02 mx opendkim[77]: 466ADA723D9: to=<a@b>, dsn=2.0.0, "
+	        "status=sent (250 2.0.0 Ok)",
+	        "Dec 04 20:05:02 mx postfix/qmgr[9918]: warning: 466ADA723D9: from=<a@b>, "
+	        "size=1, nrcpt=1 (queue active)",
+	        "Dec 04 20:05:02 mx postfix/smtp[10364]: 466ADA723D9: to=<a@b>, dsn=2.0.0, "
+	        "status=deliverable (250 2.0.0 Ok)",
+	        "",
+	        "garbage",
+	        "Dec 04 20:05:02",
+	        "Dec 04 20:05:02 mx",
+	        "Xyz 04 20:05:02 mx postfix/qmgr[9918]: 466ADA723D9: from=<a@b>, size=1, "
+	        "nrcpt=1 (queue active)",
+	        "Dec 04 25:05:02 mx postfix/qmgr[9918]: 466ADA723D9: from=<a@b>, size=1, "
+	        "nrcpt=1 (queue active)",
 	};
 	struct maillog_record rec;
 
@@ -329,18 +330,18 @@ static void lines_of_no_interest(void **state)
 static void truncated_lines(void **state)
 {
 	static const char *const lines[] = {
-		"Dec 04 20:05:02 mx postfix/qmgr[9918]: 466ADA723D9: "
-		"from=<sender@example.test>, size=360, nrcpt=1 (queue active)",
-		"Dec 04 20:05:02 mx postfix/smtp[10364]: 466ADA723D9: to=<a@example.com>, "
-		"relay=127.0.0.1[127.0.0.1]:24536, delay=0.08, delays=0.06/0.02/0/0, "
-		"dsn=2.0.0, status=sent (250 2.0.0 Ok)",
-		"Dec 04 20:05:41 mx postfix/smtp[10364]: ADDC9A724D1: to=<defer@example.com>, "
-		"relay=none, delay=0.05, delays=0.05/0/0/0, dsn=4.4.1, status=deferred "
-		"(connect to 127.0.0.1[127.0.0.1]:24536: Connection refused)",
-		"Dec 04 20:05:08 mx postfix/cleanup[10350]: DE805A7209A: milter-reject: "
-		"END-OF-MESSAGE from unknown[127.0.0.1]: 4.7.1 test tempfail; "
-		"from=<sender@example.test> to=<tempfail@example.com> proto=ESMTP "
-		"helo=<[127.0.0.1]>",
+	        "Dec 04 20:05:02 mx postfix/qmgr[9918]: 466ADA723D9: "
+	        "from=<sender@example.test>, size=360, nrcpt=1 (queue active)",
+	        "Dec 04 20:05:02 mx postfix/smtp[10364]: 466ADA723D9: to=<a@example.com>, "
+	        "relay=127.0.0.1[127.0.0.1]:24536, delay=0.08, delays=0.06/0.02/0/0, "
+	        "dsn=2.0.0, status=sent (250 2.0.0 Ok)",
+	        "Dec 04 20:05:41 mx postfix/smtp[10364]: ADDC9A724D1: to=<defer@example.com>, "
+	        "relay=none, delay=0.05, delays=0.05/0/0/0, dsn=4.4.1, status=deferred "
+	        "(connect to 127.0.0.1[127.0.0.1]:24536: Connection refused)",
+	        "Dec 04 20:05:08 mx postfix/cleanup[10350]: DE805A7209A: milter-reject: "
+	        "END-OF-MESSAGE from unknown[127.0.0.1]: 4.7.1 test tempfail; "
+	        "from=<sender@example.test> to=<tempfail@example.com> proto=ESMTP "
+	        "helo=<[127.0.0.1]>",
 	};
 	struct maillog_record full, cut;
 
@@ -369,7 +370,7 @@ static void classic_syslog_time(void **state)
 {
 	struct maillog_record rec;
 	const char *line = "Dec  4 20:05:02 mx postfix/qmgr[9918]: 466ADA723D9: "
-			   "from=<sender@example.test>, size=360, nrcpt=1 (queue active)";
+	                   "from=<sender@example.test>, size=360, nrcpt=1 (queue active)";
 
 	(void)state;
 	assert_int_equal(parse(line, &rec), MAILLOG_COMMITTED);
@@ -379,9 +380,9 @@ static void classic_syslog_time(void **state)
 static void year_change(void **state)
 {
 	const char *december = "Dec 31 23:59:59 mx postfix/qmgr[1]: 466ADA723D9: "
-			       "from=<a@b>, size=1, nrcpt=1 (queue active)";
+	                       "from=<a@b>, size=1, nrcpt=1 (queue active)";
 	const char *january = "Jan  1 00:05:00 mx postfix/qmgr[1]: 466ADA723D9: "
-			      "from=<a@b>, size=1, nrcpt=1 (queue active)";
+	                      "from=<a@b>, size=1, nrcpt=1 (queue active)";
 	time_t new_year = utc(2027, 1, 1, 0, 10, 0);
 	struct maillog_record rec;
 
@@ -402,9 +403,9 @@ static void rfc3339_time(void **state)
 
 	(void)state;
 	assert_int_equal(parse("2026-12-04T21:05:02.123456+01:00 mx postfix/qmgr[9918]: "
-			       "466ADA723D9: from=<a@b>, size=360, nrcpt=1 (queue active)",
-			       &rec),
-			 MAILLOG_COMMITTED);
+	                       "466ADA723D9: from=<a@b>, size=360, nrcpt=1 (queue active)",
+	                       &rec),
+	                 MAILLOG_COMMITTED);
 	assert_int_equal(rec.time, utc(2026, 12, 4, 20, 5, 2));
 	parse("2026-12-04T20:05:02Z mx postfix/qmgr[9918]: 466ADA723D9: removed", &rec);
 	assert_int_equal(rec.time, utc(2026, 12, 4, 20, 5, 2));
@@ -415,9 +416,9 @@ static void rfc3339_time(void **state)
 static void same_queue_id_twice(void **state)
 {
 	const char *first = "Dec 03 20:05:02 mx postfix/qmgr[1]: 466ADA723D9: "
-			    "from=<a@b>, size=1, nrcpt=1 (queue active)";
+	                    "from=<a@b>, size=1, nrcpt=1 (queue active)";
 	const char *second = "Dec 04 20:05:02 mx postfix/smtp[2]: 466ADA723D9: to=<c@d>, "
-			     "relay=none, dsn=2.0.0, status=sent (250 2.0.0 Ok)";
+	                     "relay=none, dsn=2.0.0, status=sent (250 2.0.0 Ok)";
 	struct maillog_record a, b;
 
 	(void)state;
@@ -433,11 +434,11 @@ static void quoted_address_not_fooled(void **state)
 
 	(void)state;
 	assert_int_equal(parse("Dec 04 20:05:41 mx postfix/smtp[1]: ADDC9A724D1: "
-			       "to=<\"x, dsn=2.0.0, status=sent (ok)\"@example.com>, "
-			       "relay=none, delay=0.05, dsn=4.4.1, status=deferred (connect "
-			       "failed)",
-			       &rec),
-			 MAILLOG_DEFERRED);
+	                       "to=<\"x, dsn=2.0.0, status=sent (ok)\"@example.com>, "
+	                       "relay=none, delay=0.05, dsn=4.4.1, status=deferred (connect "
+	                       "failed)",
+	                       &rec),
+	                 MAILLOG_DEFERRED);
 	assert_string_equal(rec.dsn, "4.4.1");
 	assert_string_equal(rec.text, "connect failed");
 }
@@ -445,23 +446,23 @@ static void quoted_address_not_fooled(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(file_short_ids_counts),
-		cmocka_unit_test(file_long_ids_counts),
-		cmocka_unit_test(qmgr_committed_line),
-		cmocka_unit_test(smtp_sent_line),
-		cmocka_unit_test(smtp_bounced_line),
-		cmocka_unit_test(smtp_deferred_line),
-		cmocka_unit_test(qmgr_expired_line),
-		cmocka_unit_test(cleanup_milter_reject_lines),
-		cmocka_unit_test(cleanup_discard_and_hold),
-		cmocka_unit_test(long_id_and_syslog_name),
-		cmocka_unit_test(lines_of_no_interest),
-		cmocka_unit_test(truncated_lines),
-		cmocka_unit_test(classic_syslog_time),
-		cmocka_unit_test(year_change),
-		cmocka_unit_test(rfc3339_time),
-		cmocka_unit_test(same_queue_id_twice),
-		cmocka_unit_test(quoted_address_not_fooled),
+	        cmocka_unit_test(file_short_ids_counts),
+	        cmocka_unit_test(file_long_ids_counts),
+	        cmocka_unit_test(qmgr_committed_line),
+	        cmocka_unit_test(smtp_sent_line),
+	        cmocka_unit_test(smtp_bounced_line),
+	        cmocka_unit_test(smtp_deferred_line),
+	        cmocka_unit_test(qmgr_expired_line),
+	        cmocka_unit_test(cleanup_milter_reject_lines),
+	        cmocka_unit_test(cleanup_discard_and_hold),
+	        cmocka_unit_test(long_id_and_syslog_name),
+	        cmocka_unit_test(lines_of_no_interest),
+	        cmocka_unit_test(truncated_lines),
+	        cmocka_unit_test(classic_syslog_time),
+	        cmocka_unit_test(year_change),
+	        cmocka_unit_test(rfc3339_time),
+	        cmocka_unit_test(same_queue_id_twice),
+	        cmocka_unit_test(quoted_address_not_fooled),
 	};
 
 	return cmocka_run_group_tests_name("maillog", tests, setup_utc, NULL);
