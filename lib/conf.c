@@ -103,7 +103,7 @@ static const struct conf_key conf_keys[] = {
          ACT(ACTION_TEMPFAIL) | ACT(ACTION_REJECT), NULL},
         {"ConflictAction", CONF_ACTION, OFF(conflict_action), "discard", 0, 0, 0,
          ACT(ACTION_DISCARD) | ACT(ACTION_REJECT) | ACT(ACTION_HOLD) | ACT(ACTION_TEMPFAIL), NULL},
-        {"ConfirmCommits", CONF_BOOL, OFF(confirm_commits), "no", 0, 0, 0, 0, NULL},
+        {"ConfirmCommits", CONF_BOOL, OFF(confirm_commits), "yes", 0, 0, 0, 0, NULL},
         {"ConfirmTimeout", CONF_DURATION, OFF(confirm_timeout), "10m", 0, 1, INT_MAX, 0, NULL},
         {"MailLog", CONF_STRING, OFF(mail_log), NULL, 0, 0, 0, 0, NULL},
         {"SubmitTo", CONF_STRING, OFF(submit_to), "inet:127.0.0.1:25", 0, 0, 0, 0,

@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,6 +361,7 @@ static void *follow_main(void *arg)
 int follow_start(const struct conf *conf, char *err, size_t errlen)
 {
 	struct ledger_options opts = {conf->busy_timeout, 0};
+	sigset_t block, saved;
 	char lerr[256];
 	int rc;
 
@@ -379,7 +381,18 @@ int follow_start(const struct conf *conf, char *err, size_t errlen)
 	follow_thread.follower = follower_new(follow_thread.ledger, conf->mail_log);
 	follow_thread.stop = 0;
 
+	/*
+	 * The thread inherits the caller's signal mask; it blocks the
+	 * signals that the milter's main loop handles, so SIGHUP and SIGTERM
+	 * always reach that loop.
+	 */
+	sigemptyset(&block);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &block, &saved);
 	rc = pthread_create(&follow_thread.thread, NULL, follow_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot start the mail log follower thread: %s",
 		         strerror(rc));

@@ -29,7 +29,13 @@
 #include "ledger_sqlite.h"
 
 #define QUEUE_ID_SKEW    60    /* seconds a log line may precede its handoff */
-#define QUEUE_ID_MAX_AGE 86400 /* seconds a queue id is matched after its handoff */
+/*
+ * Seconds a queue id is matched after its handoff. Postfix keeps a message
+ * up to maximal_queue_lifetime (default 5 days) before it bounces it, so a
+ * late delivery or bounce must still find its handoff; a reused short
+ * queue id still maps to its newest use before the line.
+ */
+#define QUEUE_ID_MAX_AGE (8 * 86400)
 
 /*
  * ledger_handoff_set_commit - record what Postfix did with a handoff. A

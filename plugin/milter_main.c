@@ -26,6 +26,7 @@
 
 #include <libmilter/mfapi.h>
 
+#include "follow.h"
 #include "log.h"
 #include "milter.h"
 
@@ -142,6 +143,28 @@ static void socket_open(const struct conf *conf, const struct keyring *keys)
 		          conf->socket);
 }
 
+/*
+ * follower_setup - follow MailLog in a thread of this process. It starts
+ * after the fork to the background, because threads do not survive a
+ * fork. It is needed whenever ConfirmCommits is on: without it no commit
+ * is ever confirmed, so every retry of an accepted message gets 451.
+ */
+static void follower_setup(const struct conf *conf)
+{
+	char err[512];
+
+	if (conf->mail_log == NULL || conf->mail_log[0] == '\0') {
+		if (conf->confirm_commits)
+			msg_warn("ConfirmCommits is on but MailLog is not set: every retry "
+			         "of a message whose commit is unconfirmed gets 451; set "
+			         "MailLog to the Postfix log");
+		return;
+	}
+	if (follow_start(conf, err, sizeof(err)) != 0)
+		msg_fatal(EX_UNAVAILABLE, "%s", err);
+	msg_info("following the Postfix log %s", conf->mail_log);
+}
+
 int main(int argc, char **argv)
 {
 	struct milter_options opts;
@@ -180,10 +203,12 @@ int main(int argc, char **argv)
 		milter_pidfile_write(conf.pid_file);
 	msg_info("starting: socket=%s ledger=%s server_id=%s", conf.socket, conf.database,
 	         conf.server_id);
+	follower_setup(&conf);
 	milter_daemon_ready(ready_fd);
 
 	rc = milter_run(opts.conf_path, &conf);
 
+	follow_stop();
 	milter_pool_close();
 	if (conf.pid_file != NULL && conf.pid_file[0] != '\0')
 		milter_pidfile_remove(conf.pid_file);

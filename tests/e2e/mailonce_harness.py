@@ -715,6 +715,9 @@ class Milter:
             "Database": self.database,
             "KeyFile": self.key_file,
             "PidFile": os.path.join(self.dir, "milter.pid"),
+            # Tests of commit confirmation turn it on with MailLog set;
+            # the others test the duplicate decision on its own.
+            "ConfirmCommits": "no",
         }
         conf.update(self.conf_overrides)
         return conf

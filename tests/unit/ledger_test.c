@@ -1204,14 +1204,34 @@ static void test_queue_id_reused(void **state)
 	assert_int_equal(status_of(fx->l, "M", 2), RCPT_DELIVERED);
 	assert_int_equal(status_of(fx->l, "M", 1), RCPT_QUEUED);
 
-	/* Too early for both, or more than a day after both: no match. */
+	/* Too early for both, or more than 8 days after both: no match. */
 	assert_int_equal(queue_event(fx->l, "ABC", T0 - 120, QEVENT_BOUNCED, "550"), 0);
-	assert_int_equal(queue_event(fx->l, "ABC", T0 + 3600 + 86401, QEVENT_BOUNCED, "550"), 0);
+	assert_int_equal(queue_event(fx->l, "ABC", T0 + 3600 + 8 * 86400 + 1, QEVENT_BOUNCED, "550"),
+	                 0);
 	assert_int_equal(queue_event(fx->l, "NOSUCH", T0, QEVENT_BOUNCED, "550"), 0);
 	assert_int_equal(status_of(fx->l, "M", 1), RCPT_QUEUED);
 	assert_int_equal(sql_int(fx->l, "SELECT count(*) FROM handoff"
 	                                " WHERE commit_state = 'committed'"),
 	                 2);
+}
+
+/* A message deferred for days (maximal_queue_lifetime is 5d) still ends bounced. */
+static void test_late_bounce_matched(void **state)
+{
+	struct fixture *fx = *state;
+	struct ledger_handoff_result res;
+
+	make_mailing(fx->l, "M", 1);
+	assert_int_equal(handoff_at(fx->l, "M", 1, "LATE", DIGEST_A, T0, 1, &res), LEDGER_OK);
+	assert_int_equal(queue_event(fx->l, "LATE", T0 + 2, QEVENT_COMMITTED, NULL), 1);
+	assert_int_equal(queue_event(fx->l, "LATE", T0 + 60, QEVENT_DEFERRED, "451 try later"), 1);
+	assert_int_equal(status_of(fx->l, "M", 1), RCPT_DEFERRED);
+
+	assert_int_equal(queue_event(fx->l, "LATE", T0 + 5 * 86400 + 30, QEVENT_BOUNCED,
+	                             "message expired"),
+	                 1);
+	assert_int_equal(status_of(fx->l, "M", 1), RCPT_BOUNCED);
+	assert_int_equal(sql_int(fx->l, "SELECT num_bounced FROM mailing WHERE mailing_id = 'M'"), 1);
 }
 
 static void test_queue_event_saves_position(void **state)
@@ -1513,6 +1533,7 @@ int main(void)
 	        T(test_lease_takeover),
 	        T(test_batches_split),
 	        T(test_queue_id_reused),
+	        T(test_late_bounce_matched),
 	        T(test_queue_event_saves_position),
 	        T(test_mark_queued_duplicate),
 	        T(test_note_attempt_and_error),
