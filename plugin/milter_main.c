@@ -18,10 +18,12 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libmilter/mfapi.h>
@@ -82,10 +84,17 @@ static void options_parse(int argc, char **argv, struct milter_options *opts)
 		usage();
 }
 
-/* config_load - the configuration and key file, or exit EX_CONFIG */
+/*
+ * config_load - the configuration and key file, or exit EX_CONFIG. With
+ * -n a key file that does not exist yet is a warning, not an error: -n
+ * checks a configuration before installation, and "mailoncectl keygen"
+ * creates the file. A key file that exists is always checked in full.
+ * Returns NULL only in that case.
+ */
 static struct keyring *config_load(const struct milter_options *opts, struct conf *conf)
 {
 	struct keyring *keys;
+	struct stat st;
 	char err[512];
 
 	conf_init(conf);
@@ -93,6 +102,11 @@ static struct keyring *config_load(const struct milter_options *opts, struct con
 		msg_fatal(EX_CONFIG, "%s", err);
 	if (conf->socket == NULL || conf->socket[0] == '\0')
 		msg_fatal(EX_CONFIG, "%s: missing required key Socket", opts->conf_path);
+	if (opts->check_only && stat(conf->key_file, &st) != 0 && errno == ENOENT) {
+		msg_warn("KeyFile %s does not exist yet; create it with: mailoncectl -c %s keygen",
+		         conf->key_file, opts->conf_path);
+		return NULL;
+	}
 	keys = keyring_load(conf->key_file, err, sizeof(err));
 	if (keys == NULL)
 		msg_fatal(EX_CONFIG, "%s", err);
