@@ -13,7 +13,8 @@
  * - 4xx, or a connection lost during or after the content: the attempt
  *   is counted (ledger_note_attempt) and the seq waits RetryDelay,
  *   doubled for each earlier attempt, until MaxAttempts attempts failed;
- *   then it is marked error.
+ *   then it is marked error, unless the milter holds an unconfirmed
+ *   handoff of it: that seq stays accepted for a later run.
  * - A failure before any reply or content (no connection, a connection
  *   lost during the envelope) counts no attempt: the seq waits a moment
  *   and is tried again, and several such failures in a row stop the run,
@@ -280,6 +281,26 @@ static void worker_no_session(struct worker *w, struct sender_retry *item,
 	pthread_mutex_unlock(&s->lock);
 }
 
+/*
+ * worker_unconfirmed - whether seq has a handoff the milter accepted and
+ * the Postfix log has not yet confirmed. The milter answers 4xx to its
+ * retries until the log decides, so giving up on such a seq must not
+ * mark it error: its first copy may well be in the queue, or it may need
+ * one more handoff once the log shows it was never committed.
+ */
+static int worker_unconfirmed(struct worker *w, uint64_t seq)
+{
+	struct ledger_recipient r;
+	int accepted;
+
+	memset(&r, 0, sizeof(r));
+	if (ledger_recipient_get(w->ledger, w->s->mailing_id, seq, &r) != LEDGER_OK)
+		return 0;
+	accepted = r.status == RCPT_ACCEPTED;
+	ledger_recipient_clear(&r);
+	return accepted;
+}
+
 /* worker_deferred - count a temporary failure; retry later or give up. */
 static void worker_deferred(struct worker *w, struct sender_retry *item,
                             const struct smtp_result *res)
@@ -293,6 +314,12 @@ static void worker_deferred(struct worker *w, struct sender_retry *item,
 		return;
 	}
 	item->attempts++;
+	if (item->attempts >= s->conf->max_attempts && worker_unconfirmed(w, item->seq)) {
+		msg_info("NOQUEUE: mailing=%s seq=%" PRIu64 " action=leave reason=\"earlier "
+		         "handoff not yet confirmed\"; mailoncectl restart tries it again",
+		         s->mailing_id, item->seq);
+		return;
+	}
 	if (item->attempts >= s->conf->max_attempts) {
 		snprintf(reason, sizeof(reason), "gave up after %d attempts: %s", item->attempts,
 		         res->error);
