@@ -32,7 +32,7 @@
 /*
  * Seconds a queue id is matched after its handoff. Postfix keeps a message
  * up to maximal_queue_lifetime (default 5 days) before it bounces it, so a
- * late delivery or bounce must still find its handoff; a reused short
+ * late delivery or bounce must still find its handoff. A reused short
  * queue id still maps to its newest use before the line.
  */
 #define QUEUE_ID_MAX_AGE (8 * 86400)

@@ -53,7 +53,7 @@
  * not used, and connect, MAIL, RCPT and headers never need a reply. DATA
  * is not used either, but it is kept with a reply: Postfix sends the DATA
  * macros and then the first header in two small writes, and with nothing
- * coming back over TCP its Nagle algorithm holds the header until this
+ * coming back over TCP its Nagle algorithm delays the header until this
  * side's delayed ACK, about 40 ms a message (measured in bench/). The
  * header value is read without its leading space (the token grammar
  * allows white space anyway), so SMFIP_HDR_LEADSPC is not requested.

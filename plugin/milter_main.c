@@ -120,7 +120,7 @@ static struct keyring *config_load(const struct milter_options *opts, struct con
  * socket_set_nodelay - turn off Nagle's algorithm on libmilter's TCP
  * listening socket; Linux passes TCP_NODELAY on to every accepted
  * connection. libmilter writes a header change and its final reply in two
- * writes, and Postfix does not answer the first, so with Nagle on the
+ * writes, and Postfix sends no reply to the first, so with Nagle on the
  * reply waits about 40 ms for a delayed ACK (measured in bench/).
  * libmilter does not expose the socket, so it is found among the open
  * descriptors as the one TCP socket that listens. A unix socket has no

@@ -283,7 +283,7 @@ static void worker_no_session(struct worker *w, struct sender_retry *item,
 
 /*
  * worker_unconfirmed - whether seq has a handoff the milter accepted and
- * the Postfix log has not yet confirmed. The milter answers 4xx to its
+ * the Postfix log has not yet confirmed. The milter replies 4xx to its
  * retries until the log decides, so giving up on such a seq must not
  * mark it error: its first copy may well be in the queue, or it may need
  * one more handoff once the log shows it was never committed.

@@ -249,8 +249,8 @@ class Mailer:
         id that carried them. "postfix stop" can end an outbound delivery
         after the sink took the message but before Postfix recorded it;
         Postfix then sends that same queue file again after its start
-        (the RFC 1047 window between Postfix and the next hop, which no
-        milter sees). Two copies from one queue id are that; two queue
+        (the RFC 1047 window between Postfix and the next hop, outside
+        the milter's reach). Two copies from one queue id are that; two queue
         ids would be two handoffs, which mailonce must prevent.
         """
         self.stack.settle(30)
