@@ -4,7 +4,9 @@
  *
  * A batch is free, leased (holder and lease_until set) or done. A sender
  * takes a free batch, or a leased one whose lease_until has passed, which
- * is how the batches of a dead sender are taken over. The holder string
+ * is how the batches of a dead sender are taken over. Times are whole
+ * seconds, so a lease covers the whole second lease_until names: one
+ * taken late in a second still lasts its full LeaseTime. The holder string
  * names the sending process; the part before its first colon is kept as
  * the batch's server_id. Each function is one transaction.
  */
@@ -160,7 +162,7 @@ static enum ledger_rc batch_pick(struct ledger *l, const char *mailing_id, const
 		st = ledger_stmt(
 		        l, STMT_BATCH_FREE,
 		        "SELECT batch_no, first_seq, last_seq FROM batch WHERE mailing_id = ?1"
-		        " AND (state = 'free' OR (state = 'leased' AND lease_until <= ?2))"
+		        " AND (state = 'free' OR (state = 'leased' AND lease_until < ?2))"
 		        " ORDER BY batch_no LIMIT 1");
 		if (st == NULL)
 			return l->prepare_rc;

@@ -289,7 +289,7 @@ static int sender_holder_note(const struct ledger_batch *b, void *ctx)
 	time_t until = (time_t)b->lease_until;
 	struct tm tm;
 
-	if (strcmp(b->state, "leased") != 0 || b->lease_until <= h->now)
+	if (strcmp(b->state, "leased") != 0 || b->lease_until < h->now)
 		return 0;
 	if (h->earliest == 0 || b->lease_until < h->earliest)
 		h->earliest = b->lease_until;

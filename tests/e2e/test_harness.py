@@ -72,6 +72,18 @@ def test_stop_leaves_no_daemon(make_stack):
     assert not h.port_accepts(stack.port)
 
 
+def open_files(pid):
+    """Return what the descriptors of pid point to, skipping ones closed meanwhile."""
+    fd_dir = f"/proc/{pid}/fd"
+    targets = []
+    for fd in os.listdir(fd_dir):
+        try:
+            targets.append(os.readlink(os.path.join(fd_dir, fd)))
+        except FileNotFoundError:
+            pass  # the daemon closed it between listdir and readlink
+    return targets
+
+
 def test_daemons_inherit_no_descriptor(make_stack, tmp_path):
     marker = str(tmp_path / "marker")
     with open(marker, "w") as held:
@@ -81,8 +93,7 @@ def test_daemons_inherit_no_descriptor(make_stack, tmp_path):
                 "master": stack.postfix.master_pid()}
 
         for name, pid in pids.items():
-            fd_dir = f"/proc/{pid}/fd"
-            targets = [os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir)]
+            targets = open_files(pid)
             assert marker not in targets, f"{name} (pid {pid}) inherited {marker}"
 
 

@@ -1125,13 +1125,20 @@ static void test_lease_takeover(void **state)
 	        ledger_lease_acquire(fx->l, "M", "s2:h2:200", 1069, 60, &batch, &first, &last),
 	        LEDGER_NOTFOUND);
 
-	/* Expired at 1070: taken over. */
+	/*
+	 * The lease runs to 1070 and covers that whole second, because the
+	 * clock has whole seconds: a lease taken late in a second must still
+	 * last its full time. Expired at 1071: taken over.
+	 */
 	assert_int_equal(
 	        ledger_lease_acquire(fx->l, "M", "s2:h2:200", 1070, 60, &batch, &first, &last),
+	        LEDGER_NOTFOUND);
+	assert_int_equal(
+	        ledger_lease_acquire(fx->l, "M", "s2:h2:200", 1071, 60, &batch, &first, &last),
 	        LEDGER_OK);
 	assert_int_equal(batch, 1);
 	assert_int_equal(sql_int(fx->l, "SELECT server_id = 's2' AND holder = 's2:h2:200'"
-	                                " AND lease_until = 1130 FROM batch"),
+	                                " AND lease_until = 1131 FROM batch"),
 	                 1);
 	assert_int_equal(ledger_lease_renew(fx->l, "M", 1, "s1:h1:100", 1071, 60), LEDGER_REFUSED);
 	assert_int_equal(ledger_lease_release(fx->l, "M", 1, "s1:h1:100", 1), LEDGER_REFUSED);
