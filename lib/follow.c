@@ -112,8 +112,11 @@ static int load_position(struct follower *f)
 	f->saved_inode = f->inode;
 	f->saved_offset = f->offset;
 	f->loaded = 1;
-	msg_info("%s: following from inode %" PRIu64 " offset %" PRIu64, f->path, f->inode,
-	         f->offset);
+	if (f->inode == 0)
+		msg_info("%s: no saved position; following from the start of the log", f->path);
+	else
+		msg_info("%s: following from the saved position: inode %" PRIu64 " offset %" PRIu64,
+		         f->path, f->inode, f->offset);
 	return 0;
 }
 

@@ -43,6 +43,7 @@ int milter_callbacks_register(const struct keyring *ring, const char *server_id)
 
 /* milter_daemon.c */
 int milter_socket_prepare(const char *spec, mode_t mask);
+void milter_user_lookup(const char *user_id, uid_t *uid, gid_t *gid);
 int milter_drop_privileges(const char *user_id, const char *socket_spec);
 int milter_pidfile_write(const char *path);
 void milter_pidfile_remove(const char *path);

@@ -102,8 +102,8 @@ int milter_socket_prepare(const char *spec, mode_t mask)
 	return 0;
 }
 
-/* user_lookup - resolve "user[:group]" to ids */
-static void user_lookup(const char *user_id, uid_t *uid, gid_t *gid)
+/* milter_user_lookup - resolve "user[:group]" to ids; exits EX_NOUSER if unknown */
+void milter_user_lookup(const char *user_id, uid_t *uid, gid_t *gid)
 {
 	char *user = xstrdup(user_id);
 	char *group = strchr(user, ':');
@@ -139,7 +139,7 @@ int milter_drop_privileges(const char *user_id, const char *socket_spec)
 	uid_t uid;
 	gid_t gid;
 
-	user_lookup(user_id, &uid, &gid);
+	milter_user_lookup(user_id, &uid, &gid);
 	if (geteuid() != 0) {
 		if (geteuid() == uid)
 			return 0;

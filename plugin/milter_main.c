@@ -88,6 +88,24 @@ static void options_parse(int argc, char **argv, struct milter_options *opts)
 }
 
 /*
+ * config_check_environment - with -n, what the start would find wrong
+ * outside the file: an unknown UserID ends the program as the start
+ * would, and commit confirmation without a log to follow is a warning.
+ */
+static void config_check_environment(const struct conf *conf)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (conf->user_id != NULL && conf->user_id[0] != '\0')
+		milter_user_lookup(conf->user_id, &uid, &gid);
+	if (conf->confirm_commits && (conf->mail_log == NULL || conf->mail_log[0] == '\0'))
+		msg_warn("ConfirmCommits is on but MailLog is not set: no commit can be "
+		         "confirmed, so every retry of an accepted message gets 451; set MailLog "
+		         "to the Postfix log or turn ConfirmCommits off");
+}
+
+/*
  * config_load - the configuration and key file, or exit EX_CONFIG. With
  * -n a key file that does not exist yet is a warning, not an error: -n
  * checks a configuration before installation, and "mailoncectl keygen"
@@ -105,6 +123,8 @@ static struct keyring *config_load(const struct milter_options *opts, struct con
 		msg_fatal(EX_CONFIG, "%s", err);
 	if (conf->socket == NULL || conf->socket[0] == '\0')
 		msg_fatal(EX_CONFIG, "%s: missing required key Socket", opts->conf_path);
+	if (opts->check_only)
+		config_check_environment(conf);
 	if (opts->check_only && stat(conf->key_file, &st) != 0 && errno == ENOENT) {
 		msg_warn("KeyFile %s does not exist yet; create it with: mailoncectl -c %s keygen",
 		         conf->key_file, opts->conf_path);

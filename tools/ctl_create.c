@@ -62,6 +62,21 @@ struct create_job {
 	size_t invalid, suppressed, bad_address;
 };
 
+/*
+ * create_report_columns - print a placeholder error with the columns the
+ * list has; names are compared exactly, so "Name" does not serve {{name}}.
+ */
+static void create_report_columns(const struct create_job *job, const char *err)
+{
+	size_t i;
+
+	fprintf(stderr, "mailoncectl create: %s: %s; the columns of %s are:", job->template_path,
+	        err, job->csv_path);
+	for (i = 0; i < job->csv->ncolumns; i++)
+		fprintf(stderr, "%s \"%s\"", i ? "," : "", job->csv->columns[i]);
+	fprintf(stderr, " (names are case-sensitive)\n");
+}
+
 /* create_read_file - the whole file as a NUL-terminated string; exits on error. */
 static char *create_read_file(const char *path, size_t *len)
 {
@@ -131,8 +146,7 @@ static int create_load(struct create_job *job)
 	}
 	if (template_check(job->template, (const char *const *)job->csv->columns,
 	                   job->csv->ncolumns, err, sizeof(err)) != 0) {
-		fprintf(stderr, "mailoncectl create: %s: %s (columns of %s)\n", job->template_path,
-		        err, job->csv_path);
+		create_report_columns(job, err);
 		return EX_DATAERR;
 	}
 

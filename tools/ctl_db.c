@@ -22,12 +22,16 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sysexits.h>
+#include <sys/stat.h>
 
+#include "alloc.h"
 #include "ctl.h"
 #include "log.h"
 
@@ -101,6 +105,38 @@ static int ctl_check_ledger(struct ctl *ctl)
 	return EX_OK;
 }
 
+/*
+ * check_environment - what the daemons would find wrong outside the file:
+ * a UserID that does not exist is an error, commit confirmation without
+ * a log to follow a warning.
+ */
+static int check_environment(const struct conf *conf)
+{
+	char *user;
+	char *group;
+	int rc = EX_OK;
+
+	if (conf->user_id != NULL && conf->user_id[0] != '\0') {
+		user = xstrdup(conf->user_id);
+		group = strchr(user, ':');
+		if (group != NULL)
+			*group++ = '\0';
+		if (getpwnam(user) == NULL) {
+			fprintf(stderr, "UserID %s: no such user; create it or change UserID\n", user);
+			rc = EX_NOUSER;
+		} else if (group != NULL && getgrnam(group) == NULL) {
+			fprintf(stderr, "UserID %s: no such group %s\n", conf->user_id, group);
+			rc = EX_NOUSER;
+		}
+		free(user);
+	}
+	if (conf->confirm_commits && (conf->mail_log == NULL || conf->mail_log[0] == '\0'))
+		fprintf(stderr, "warning: ConfirmCommits is on but MailLog is not set: no commit "
+		                "can be confirmed, so every retry of an accepted message gets 451; "
+		                "set MailLog to the Postfix log or turn ConfirmCommits off\n");
+	return rc;
+}
+
 /* ctl_cmd_check - check the configuration, the key file and the ledger counters */
 int ctl_cmd_check(struct ctl *ctl, int argc, char **argv)
 {
@@ -128,6 +164,9 @@ int ctl_cmd_check(struct ctl *ctl, int argc, char **argv)
 
 	conf_print(&ctl->conf, stdout);
 	printf("key file %s: signing key %s\n", ctl->conf.key_file, keyring_signing_id(keys));
+	rc = check_environment(&ctl->conf);
+	if (rc != EX_OK)
+		return rc;
 
 	rc = ctl_check_ledger(ctl);
 	if (rc != EX_OK)

@@ -123,6 +123,11 @@ int main(int argc, char **argv)
 	ctl.conf_path = CONF_DEFAULT_PATH;
 	log_init("mailoncectl", LOG_DEST_STDERR, 0);
 
+	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+		ctl_print_usage(stdout);
+		return EX_OK;
+	}
+
 	/* "+" stops at the command, whose options are its own. */
 	while ((ch = getopt(argc, argv, "+c:vVh")) != -1) {
 		switch (ch) {
