@@ -21,7 +21,7 @@
 
 #define CONF_DEFAULT_PATH SYSCONFDIR "/mailonce/mailonce.conf"
 
-/* What the milter does with a message; each *Action key allows a subset. */
+/* Action the milter takes on a message. Each *Action key allows a subset. */
 enum conf_action {
 	ACTION_ACCEPT,   /* pass it on untracked (BadTokenAction only) */
 	ACTION_DISCARD,  /* 250 to the client, delivered to nobody */
@@ -73,7 +73,7 @@ void conf_init(struct conf *conf);
 
 /*
  * conf_load - read path over the defaults. Returns 0, or -1 with the
- * problem in err (see above). On error conf still holds defaults and
+ * problem in err (see above). On error conf still contains defaults and
  * whatever was read before the bad line, and must be freed.
  */
 int conf_load(struct conf *conf, const char *path, char *err, size_t errlen);

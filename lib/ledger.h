@@ -146,7 +146,7 @@ enum ledger_rc ledger_mailing_set_state(struct ledger *ledger, const char *maili
 
 /*
  * ledger_mailing_try_complete - mark a sending mailing complete when no
- * recipient is pending or accepted. *complete says whether it is now.
+ * recipient is pending or accepted. *complete is set to 1 when it is.
  */
 enum ledger_rc ledger_mailing_try_complete(struct ledger *ledger, const char *mailing_id,
 					   int *complete);

@@ -294,6 +294,11 @@ int ctl_cmd_status(struct ctl *ctl, int argc, char **argv)
 	if (recipients && optind >= argc)
 		return ctl_usage_error("status", STATUS_USAGE,
 		                       "--recipients needs the mailing id M");
+	if (optind < argc && !token_mailing_valid(argv[optind]))
+		return ctl_usage_error(
+		        "status", STATUS_USAGE,
+		        "invalid mailing id \"%s\": use 1 to 64 of A-Z a-z 0-9 . _ -",
+		        argv[optind]);
 
 	ctl_need_ledger(ctl, 0);
 	if (optind >= argc)

@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,12 @@ static const struct ctl_command ctl_commands[] = {
 	{"restart", ctl_cmd_restart, "resume the incomplete mailings of this server"},
 	{"status", ctl_cmd_status, "show the counters of mailings and recipients"},
 	{"follow", ctl_cmd_follow, "apply the Postfix log to the ledger (--once: to its end)"},
+};
+
+static const struct option ctl_long_options[] = {
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
 };
 
 static void ctl_print_usage(FILE *fp)
@@ -123,13 +130,8 @@ int main(int argc, char **argv)
 	ctl.conf_path = CONF_DEFAULT_PATH;
 	log_init("mailoncectl", LOG_DEST_STDERR, 0);
 
-	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
-		ctl_print_usage(stdout);
-		return EX_OK;
-	}
-
 	/* "+" stops at the command, whose options are its own. */
-	while ((ch = getopt(argc, argv, "+c:vVh")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:vVh", ctl_long_options, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			ctl.conf_path = optarg;

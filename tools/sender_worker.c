@@ -13,7 +13,7 @@
  * - 4xx, or a connection lost during or after the content: the attempt
  *   is counted (ledger_note_attempt) and the seq waits RetryDelay,
  *   doubled for each earlier attempt, until MaxAttempts attempts failed;
- *   then it is marked error, unless the milter holds an unconfirmed
+ *   then it is marked error, unless the milter has an unconfirmed
  *   handoff of it: that seq stays accepted for a later run.
  * - A failure before any reply or content (no connection, a connection
  *   lost during the envelope) counts no attempt: the seq waits a moment

@@ -9,7 +9,8 @@ EXTRA_DIST += tests/e2e/run.test \
 	tests/e2e/tap_plugin.py \
 	tests/e2e/test_harness.py \
 	tests/e2e/test_milter.py \
-	tests/e2e/test_milter_settings.py
+	tests/e2e/test_milter_settings.py \
+	tests/e2e/test_cli.py
 CLEANFILES += tests/e2e/pytest.log
 
 # The second milter of test_confirm.py: 451 to the first attempt of each seq.
