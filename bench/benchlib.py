@@ -251,7 +251,7 @@ def sink_count(sink):
 
 
 def wait_delivered(stack, count, timeout=120.0):
-    """Wait until the sink holds count messages and the queue is empty."""
+    """Wait until the sink has count messages and the queue is empty."""
     h.wait_until(lambda: sink_count(stack.sink) >= count, timeout,
                  description=f"{count} messages at the sink")
     stack.settle(timeout)

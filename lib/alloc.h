@@ -21,7 +21,7 @@ char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0
 
 /*
  * A growing byte string, always NUL-terminated so that data can be used
- * as a C string when it holds text. Initialise with BUF_INIT.
+ * as a C string when it contains text. Initialise with BUF_INIT.
  */
 struct buf {
 	char *data;

@@ -1,10 +1,10 @@
 /*
  * conf - the one reader of mailonce.conf, shared by every program.
  *
- * Syntax: one "Key value" pair per line; keys are case-insensitive; a "#"
- * that starts a line or follows white space starts a comment; blank lines
- * are ignored; a value runs to the end of the line with surrounding white
- * space removed. A key given twice is an error except for list keys
+ * Syntax: one "Key value" pair per line, and keys are case-insensitive.
+ * A "#" that starts a line or follows white space starts a comment, and
+ * blank lines are ignored. A value runs to the end of the line with the
+ * surrounding white space removed. A key given twice is an error except for list keys
  * (MigrateFrom), whose values accumulate.
  *
  * conf_load reports the first problem as "FILE:LINE: message" (an unknown
@@ -24,7 +24,7 @@
 /* Action the milter takes on a message. Each *Action key allows a subset. */
 enum conf_action {
 	ACTION_ACCEPT,   /* pass it on untracked (BadTokenAction only) */
-	ACTION_DISCARD,  /* 250 to the client, delivered to nobody */
+	ACTION_DISCARD,  /* 250 to the client, no delivery at all */
 	ACTION_REJECT,   /* 5xx */
 	ACTION_TEMPFAIL, /* 4xx, the client retries */
 	ACTION_HOLD,     /* accept into the Postfix hold queue */

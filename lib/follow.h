@@ -14,7 +14,7 @@
  * one service is simpler to run. The thread opens its own ledger handle,
  * because a struct ledger serves one thread at a time.
  *
- * Guarantees: each line that tells something is applied in the same
+ * Guarantees: each line that reports an event is applied in the same
  * ledger transaction that saves the position after it, so a crash or a
  * restart neither loses nor repeats a line. Only complete lines are read;
  * a last line without its newline waits for the rest.

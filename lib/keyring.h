@@ -1,5 +1,5 @@
 /*
- * keyring - what token.c and keyfile.c share and nobody else needs.
+ * keyring - what token.c and keyfile.c share and no other module needs.
  *
  * struct keyring is opaque to every other module: programs get one from
  * keyring_load and hand it to token_build and token_verify. The base64url

@@ -20,9 +20,9 @@
  *          `--> error
  *
  *   The mailing counters move in the same transaction as the status:
- *   num_sent counts queued, deferred, delivered and bounced; num_errors
- *   error; num_skipped skipped; num_delivered and num_bounced their
- *   status. num_profiles is the number of recipient rows.
+ *   num_sent counts queued, deferred, delivered and bounced. num_errors
+ *   counts error and num_skipped skipped; num_delivered and num_bounced
+ *   count their status. num_profiles is the number of recipient rows.
  * - A refused transition returns LEDGER_REFUSED and changes nothing.
  *
  * Errors: functions return enum ledger_rc; ledger_errmsg() has the text of
@@ -296,11 +296,13 @@ enum queue_event {
 /*
  * ledger_apply_queue_event - apply one log event about queue_id seen at
  * time at. The handoff it belongs to is the accepted handoff with that
- * queue id whose attempt time is closest before at (within a day), never
- * the queue id alone. If log_name is not NULL, the follower's position
- * (log_inode, log_offset) is saved in the same transaction, so a line is
- * applied exactly once across restarts. *matched is 1 when a handoff was
- * found. Unknown queue ids are LEDGER_OK with *matched = 0.
+ * queue id whose attempt time is closest before at (60 s of clock skew
+ * allowed, at most 8 days earlier), never the queue id alone. If log_name
+ * is not NULL, the follower's position (log_inode, log_offset) is saved
+ * in the same transaction, so a restarted follower resumes after the last
+ * applied line. An event applied twice moves no status or counter twice.
+ * *matched is 1 when a handoff was found. Unknown queue ids are
+ * LEDGER_OK with *matched = 0.
  */
 enum ledger_rc ledger_apply_queue_event(struct ledger *ledger, const char *queue_id, int64_t at,
 					enum queue_event event, const char *text,
@@ -358,8 +360,8 @@ typedef int (*ledger_batch_fn)(const struct ledger_batch *b, void *ctx);
 
 /*
  * ledger_batches_list - every batch of a mailing in batch_no order, so a
- * sender that found no free batch can say who holds which one until
- * when. The strings are valid during the call only.
+ * sender that found no free batch can report which sender leases each
+ * batch and until when. The strings are valid during the call only.
  */
 enum ledger_rc ledger_batches_list(struct ledger *ledger, const char *mailing_id,
 				   ledger_batch_fn fn, void *ctx);

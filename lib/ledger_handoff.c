@@ -12,7 +12,7 @@
  * ledger_apply_queue_event() ties a log line to a handoff by queue id and
  * time, because Postfix reuses short queue ids. The handoff is the latest
  * one with that queue id seen at most 60 seconds after the line (clock
- * skew between the milter and syslog) and at most one day before it.
+ * skew between the milter and syslog) and at most 8 days before it.
  *
  * Errors are reported as in ledger_sqlite.c. Nothing is recorded unless
  * the whole transaction commits.

@@ -2,7 +2,7 @@
  * log - the four kinds of diagnostics every program here uses.
  *
  * msg_info   something an operator may want to see (starts, stops, decisions).
- * msg_warn   a problem the program recovers from; the line says what it did.
+ * msg_warn   a problem the program recovers from; the line states what it did.
  * msg_fatal  an environment the program cannot work in: logs what to fix and
  *            exits with the given sysexits.h code.
  * msg_panic  our own bug (an impossible state): logs and aborts.

@@ -18,7 +18,7 @@
  * misconfigured. A message without a token header is passed untouched and
  * the ledger is not asked. A tracked message is passed only when the
  * ledger recorded it as accepted, or when DuplicateAction or
- * ConflictAction holds or tags it.
+ * ConflictAction puts it on hold or tags it.
  *
  * Each tracked decision and each bad token gives one log line with the
  * queue id first (milter_decide.c builds it). A failed header change or

@@ -73,7 +73,7 @@ static int socket_in_use(const char *path)
 /*
  * milter_socket_prepare - set the umask and clear a stale unix socket
  *
- * A socket file nobody listens on is left by a daemon that did not exit
+ * A socket file no process listens on is left by a daemon that did not exit
  * cleanly, and is removed. A live one means another milter runs there.
  */
 int milter_socket_prepare(const char *spec, mode_t mask)

@@ -12,7 +12,7 @@
  * the run, because another sender has taken the batch over.
  *
  * What keeps a killed sender harmless: a seq is marked queued only after
- * the MTA answered 250 for it, and the milter records every handoff
+ * the MTA replied 250 for it, and the milter records every handoff
  * before Postfix commits it. A sender killed at any point therefore
  * leaves seqs pending (never sent, or sent and not committed) or
  * accepted (handed off, outcome unknown); "mailoncectl restart" sends
